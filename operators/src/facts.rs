@@ -1,0 +1,117 @@
+//! A decoded span reduced to what the metrics operators need.
+//!
+//! [`SpanFacts`] is computed once per span, right after decoding, so that the dataflow never
+//! carries prompt or answer text, and never re-derives TPOT or the series key.
+
+use glassbox_schemas::{Span, SpanKind};
+use serde::{Deserialize, Serialize};
+
+/// The value used for a series dimension the span does not carry.
+pub const UNKNOWN: &str = "unknown";
+
+/// The values of the configured series dimensions, in configuration order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Series(pub Vec<String>);
+
+impl Series {
+    /// The dimension values, in configuration order.
+    pub fn values(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// Which dimensions make a series, e.g. `["provider", "model", "tenant", "feature"]`.
+///
+/// Names are those of [`Span::dimension`]: a well-known name or any attribute key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dimensions(pub Vec<String>);
+
+impl Default for Dimensions {
+    fn default() -> Self {
+        Self(["provider", "model", "tenant", "feature"].map(String::from).to_vec())
+    }
+}
+
+impl Dimensions {
+    /// The series of `span` under these dimensions; absent values become [`UNKNOWN`].
+    pub fn series_of(&self, span: &Span) -> Series {
+        Series(
+            self.0
+                .iter()
+                .map(|d| span.dimension(d).unwrap_or(UNKNOWN).to_owned())
+                .collect(),
+        )
+    }
+
+    /// The dimension names.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// One model call, as the metrics operators see it. Durations are in microseconds.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SpanFacts {
+    /// The series the span counts in.
+    pub series: Series,
+    /// Event time: the span's start, ms since the Unix epoch.
+    pub start_ms: u64,
+    /// End-to-end latency (end − start).
+    pub latency_us: u64,
+    /// Time to first token, when the span reports it.
+    pub ttft_us: Option<u64>,
+    /// Time per output token = (latency − TTFT) / (output_tokens − 1), only when TTFT is known,
+    /// not above the latency, and more than one output token was produced.
+    pub tpot_us: Option<u64>,
+    /// Input tokens (under OTel semantics these include cached tokens).
+    pub input_tokens: u64,
+    /// Output tokens (these include reasoning tokens).
+    pub output_tokens: u64,
+    /// Input tokens read from the provider's prompt cache.
+    pub cache_read_tokens: u64,
+    /// Input tokens written to the provider's prompt cache.
+    pub cache_write_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// The error class (`error.type`, or `_OTHER` for an error status without one).
+    pub error: Option<String>,
+    /// `finish_reasons` contains `length`: the answer was cut off.
+    pub truncated: bool,
+}
+
+impl SpanFacts {
+    /// Whether a span is a model call that the request metrics count: `llm` and `embedding`.
+    pub fn counts(span: &Span) -> bool {
+        matches!(span.kind, SpanKind::Llm | SpanKind::Embedding)
+    }
+
+    /// The facts of `span` under `dims`, or `None` when the span is not a model call.
+    pub fn from_span(span: &Span, dims: &Dimensions) -> Option<Self> {
+        if !Self::counts(span) {
+            return None;
+        }
+        let latency_us = span.duration_ns() / 1_000;
+        let ttft_us = span.ttft_ns.map(|t| t / 1_000);
+        let output_tokens = span.usage.output.unwrap_or(0);
+        let tpot_us = match ttft_us {
+            Some(ttft) if output_tokens > 1 && ttft <= latency_us => {
+                Some((latency_us - ttft) / (output_tokens - 1))
+            }
+            _ => None,
+        };
+        Some(Self {
+            series: dims.series_of(span),
+            start_ms: span.start_ms(),
+            latency_us,
+            ttft_us,
+            tpot_us,
+            input_tokens: span.usage.input.unwrap_or(0),
+            output_tokens,
+            cache_read_tokens: span.usage.cache_read.unwrap_or(0),
+            cache_write_tokens: span.usage.cache_write.unwrap_or(0),
+            reasoning_tokens: span.usage.reasoning.unwrap_or(0),
+            error: span.error_kind().map(str::to_owned),
+            truncated: span.is_truncated(),
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! [`Figures`]: the additive part of a window's metrics, used as a differential difference type.
+//!
+//! Counts and sums are carried in the *difference* of the contribution collection, so that
+//! inserting a pane adds them and retracting it subtracts them exactly (integer arithmetic, no
+//! `f64`): differential consolidates them for free, and a retracted window accumulates to zero
+//! and compacts away.
+
+use differential_dataflow::difference::{Abelian, IsZero, Monoid, Semigroup};
+use serde::{Deserialize, Serialize};
+
+use crate::facts::SpanFacts;
+
+/// Exact counts and sums. Durations in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Figures {
+    /// How many records this difference stands for (spans for totals, values for a bucket).
+    pub n: i64,
+    /// Model calls.
+    pub requests: i64,
+    /// Calls that ended in error.
+    pub errors: i64,
+    /// Calls cut off by the output-token limit.
+    pub truncations: i64,
+    /// Input tokens (including cached).
+    pub input_tokens: i64,
+    /// Output tokens (including reasoning).
+    pub output_tokens: i64,
+    /// Cache-read input tokens.
+    pub cache_read_tokens: i64,
+    /// Cache-write input tokens.
+    pub cache_write_tokens: i64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: i64,
+    /// Sum of end-to-end latencies.
+    pub latency_sum_us: i64,
+    /// Calls that reported a TTFT.
+    pub ttft_n: i64,
+    /// Sum of TTFTs.
+    pub ttft_sum_us: i64,
+    /// Calls with a TPOT.
+    pub tpot_n: i64,
+    /// Sum of TPOTs.
+    pub tpot_sum_us: i64,
+}
+
+impl Figures {
+    /// A lone count, for a sketch bucket or an error class.
+    pub fn count(n: i64) -> Self {
+        Self { n, ..Self::default() }
+    }
+
+    /// The totals one span contributes.
+    pub fn of(f: &SpanFacts) -> Self {
+        let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Self {
+            n: 1,
+            requests: 1,
+            errors: i64::from(f.error.is_some()),
+            truncations: i64::from(f.truncated),
+            input_tokens: i(f.input_tokens),
+            output_tokens: i(f.output_tokens),
+            cache_read_tokens: i(f.cache_read_tokens),
+            cache_write_tokens: i(f.cache_write_tokens),
+            reasoning_tokens: i(f.reasoning_tokens),
+            latency_sum_us: i(f.latency_us),
+            ttft_n: i64::from(f.ttft_us.is_some()),
+            ttft_sum_us: i(f.ttft_us.unwrap_or(0)),
+            tpot_n: i64::from(f.tpot_us.is_some()),
+            tpot_sum_us: i(f.tpot_us.unwrap_or(0)),
+        }
+    }
+
+    fn fields_mut(&mut self) -> [&mut i64; 14] {
+        [
+            &mut self.n,
+            &mut self.requests,
+            &mut self.errors,
+            &mut self.truncations,
+            &mut self.input_tokens,
+            &mut self.output_tokens,
+            &mut self.cache_read_tokens,
+            &mut self.cache_write_tokens,
+            &mut self.reasoning_tokens,
+            &mut self.latency_sum_us,
+            &mut self.ttft_n,
+            &mut self.ttft_sum_us,
+            &mut self.tpot_n,
+            &mut self.tpot_sum_us,
+        ]
+    }
+
+    fn fields(&self) -> [i64; 14] {
+        let mut copy = *self;
+        copy.fields_mut().map(|f| *f)
+    }
+}
+
+impl IsZero for Figures {
+    fn is_zero(&self) -> bool {
+        self.fields().iter().all(|f| *f == 0)
+    }
+}
+
+impl Semigroup for Figures {
+    fn plus_equals(&mut self, rhs: &Self) {
+        for (l, r) in self.fields_mut().into_iter().zip(rhs.fields()) {
+            *l += r;
+        }
+    }
+}
+
+impl Monoid for Figures {
+    fn zero() -> Self {
+        Self::default()
+    }
+}
+
+impl Abelian for Figures {
+    fn negate(&mut self) {
+        for f in self.fields_mut() {
+            *f = -*f;
+        }
+    }
+}
+
+impl std::ops::AddAssign for Figures {
+    fn add_assign(&mut self, rhs: Self) {
+        self.plus_equals(&rhs);
+    }
+}

@@ -1,0 +1,27 @@
+//! glassbox's dataflow operators: what glassbox computes, one operator a file, no I/O.
+//!
+//! The metrics path, in the order data flows through it:
+//!
+//! - [`facts`]: a decoded span reduced to its series and the figures the metrics need.
+//! - [`panes`]: spans pre-aggregated into tumbling panes, emitted at the pane's end.
+//! - [`views`]: panes expanded into window views (tumbling, sliding), each window inserted
+//!   when it closes and retracted one slide later so its state compacts away.
+//! - [`metrics`]: one `reduce` per (view, series, window) that turns additive figures and
+//!   DDSketch bucket counts into a [`metrics::WindowMetrics`] record.
+//! - [`figures`] and [`sketch`]: the additive difference type and the quantile sketch that
+//!   the operators above carry.
+//!
+//! Every timestamp in these operators is event time in milliseconds since the Unix epoch.
+
+pub mod facts;
+pub mod figures;
+pub mod metrics;
+pub mod panes;
+pub mod sketch;
+pub mod views;
+
+pub use facts::{Dimensions, Series, SpanFacts};
+pub use figures::Figures;
+pub use metrics::{WindowMetrics, window_metrics};
+pub use sketch::{Metric, Summary};
+pub use views::{View, Views};

@@ -1,0 +1,113 @@
+//! The metrics of one window of one series: counts, tokens, rates and duration distributions.
+//!
+//! # Time contract
+//! - Input: span facts at any time not after their pane's end (see [`crate::panes`]).
+//! - Output: a collection of `(WindowKey, WindowMetrics)`; for window `[E − L, E)` the record
+//!   is inserted at time `E`, once the frontier has passed `E` (the window is closed and its
+//!   figures final), and retracted at `E + w`. Consumers that want each window once read only
+//!   the insertions. Windows without spans produce nothing.
+//! - State: the arrangements of the `reduce` hold a window's contributions from `E` to `E + w`
+//!   and then compact to nothing (the retractions of [`crate::views`]).
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+
+use crate::facts::SpanFacts;
+use crate::figures::Figures;
+use crate::panes::{Part, panes};
+use crate::sketch::{Metric, Summary, summarize};
+use crate::views::{Views, WindowKey, expand};
+
+/// Everything glassbox reports for one (view, series, window).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowMetrics {
+    /// Exact counts, token totals and duration sums.
+    pub totals: Figures,
+    /// Errors per `error.type`, sorted by class.
+    pub errors_by_type: Vec<(String, i64)>,
+    /// End-to-end latency distribution.
+    pub latency: Option<Summary>,
+    /// Time-to-first-token distribution, over calls that reported one.
+    pub ttft: Option<Summary>,
+    /// Time-per-output-token distribution, over calls that have one.
+    pub tpot: Option<Summary>,
+}
+
+impl WindowMetrics {
+    /// Builds a window's metrics from its contributions sorted by [`Part`].
+    pub fn from_parts<'a>(parts: impl IntoIterator<Item = (&'a Part, Figures)>) -> Self {
+        let mut m = WindowMetrics::default();
+        let mut buckets: [Vec<(i32, i64)>; 3] = Default::default();
+        for (part, fig) in parts {
+            match part {
+                Part::Totals => m.totals += fig,
+                Part::Error(class) => m.errors_by_type.push((class.clone(), fig.n)),
+                Part::Bucket(metric, b) => buckets[*metric as usize].push((*b, fig.n)),
+            }
+        }
+        m.errors_by_type.retain(|(_, n)| *n != 0);
+        let sum = |metric: Metric| summarize(buckets[metric as usize].iter().copied());
+        m.latency = sum(Metric::Latency);
+        m.ttft = sum(Metric::Ttft);
+        m.tpot = sum(Metric::Tpot);
+        m
+    }
+
+    /// Requests per minute over a window of `length_ms`.
+    pub fn rpm(&self, length_ms: u64) -> f64 {
+        self.totals.requests as f64 * 60_000.0 / length_ms as f64
+    }
+
+    /// Tokens (input + output) per minute over a window of `length_ms`.
+    pub fn tpm(&self, length_ms: u64) -> f64 {
+        (self.totals.input_tokens + self.totals.output_tokens) as f64 * 60_000.0 / length_ms as f64
+    }
+
+    /// Share of requests that ended in error.
+    pub fn error_rate(&self) -> f64 {
+        ratio(self.totals.errors, self.totals.requests)
+    }
+
+    /// Share of requests cut off by the token limit.
+    pub fn truncation_rate(&self) -> f64 {
+        ratio(self.totals.truncations, self.totals.requests)
+    }
+
+    /// Exact mean of a metric, µs.
+    pub fn mean_us(&self, metric: Metric) -> Option<f64> {
+        let t = &self.totals;
+        let (sum, n) = match metric {
+            Metric::Latency => (t.latency_sum_us, t.requests),
+            Metric::Ttft => (t.ttft_sum_us, t.ttft_n),
+            Metric::Tpot => (t.tpot_sum_us, t.tpot_n),
+        };
+        (n > 0).then(|| sum as f64 / n as f64)
+    }
+
+    /// The distribution of a metric.
+    pub fn summary(&self, metric: Metric) -> Option<&Summary> {
+        match metric {
+            Metric::Latency => self.latency.as_ref(),
+            Metric::Ttft => self.ttft.as_ref(),
+            Metric::Tpot => self.tpot.as_ref(),
+        }
+    }
+}
+
+fn ratio(a: i64, b: i64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// The whole metrics path: facts → panes → views → one record per (view, series, window).
+pub fn window_metrics<'scope>(
+    facts: StreamVec<'scope, u64, SpanFacts>,
+    views: &Views,
+) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
+    expand(panes(facts, views.pane_ms), views).reduce_named("WindowMetrics", |_key, input, output| {
+        let m = WindowMetrics::from_parts(input.iter().map(|(part, fig)| (*part, *fig)));
+        if m.totals.requests > 0 {
+            output.push((m, 1));
+        }
+    })
+}

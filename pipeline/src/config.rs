@@ -1,0 +1,438 @@
+//! glassbox's configuration: one documented serde tree, TOML on disk, `GLASSBOX_…` env overrides.
+//!
+//! `glassbox config --print-default` prints [`Config::default`] as TOML. Any field can be
+//! overridden from the environment: `GLASSBOX_KAFKA__BROKERS=host:9092` sets `kafka.brokers`
+//! (sections separated by a double underscore; values parsed as TOML, else taken as strings).
+//! Secrets never appear in the file: a `kafka.properties` value written `env:NAME` or
+//! `file:/path` is read from that variable or file at start-up, and is never logged.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use glassbox_operators::{Dimensions, Views};
+use glassbox_schemas::DecodeLimits;
+use serde::{Deserialize, Serialize};
+
+/// A configuration that cannot be used; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML (after env overrides) does not fit the schema.
+    #[error("invalid config: {0}")]
+    Parse(String),
+    /// A field's value is out of range or inconsistent.
+    #[error("invalid config: `{field}`: {message}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A secret reference could not be resolved.
+    #[error("invalid config: `kafka.properties.{key}`: {message}")]
+    Secret {
+        /// The property.
+        key: String,
+        /// What is wrong (never the secret).
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Kafka connection, topics and client properties.
+    pub kafka: KafkaConfig,
+    /// How the Kafka source reads, watermarks and commits.
+    pub source: SourceConfig,
+    /// Input validation limits.
+    pub decode: DecodeConfig,
+    /// Series dimensions and windows.
+    pub metrics: MetricsConfig,
+    /// The pipeline's own telemetry.
+    pub telemetry: TelemetryConfig,
+}
+
+/// Kafka connection, topics and client properties.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated. Example: `"kafka-1:9092,kafka-2:9092"`.
+    pub brokers: String,
+    /// The topic LLM spans are published to (one span per record, key = trace id). It must exist.
+    pub input_topic: String,
+    /// Consumer group: offsets are committed to it (partitions are assigned statically).
+    pub group_id: String,
+    /// Where a record per (view, series, window) goes when the window closes.
+    pub metrics_topic: String,
+    /// Where undecodable and late records go, with the reason in headers.
+    pub deadletter_topic: String,
+    /// Partitions of output topics that glassbox creates when they are missing.
+    pub output_partitions: i32,
+    /// Replication factor of output topics that glassbox creates.
+    pub output_replication: i32,
+    /// Where to start a partition without a committed offset: `earliest` or `latest`.
+    pub auto_offset_reset: String,
+    /// Extra librdkafka properties for every client, e.g. `"security.protocol" = "SASL_SSL"`,
+    /// `"sasl.password" = "env:KAFKA_PASSWORD"` (or `"file:/run/secrets/kafka"`).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "localhost:9092".into(),
+            input_topic: "llm.spans".into(),
+            group_id: "glassbox".into(),
+            metrics_topic: "glassbox.metrics".into(),
+            deadletter_topic: "glassbox.deadletter".into(),
+            output_partitions: 4,
+            output_replication: 1,
+            auto_offset_reset: "earliest".into(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// How the Kafka source reads, watermarks and commits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Timely worker threads in this process; input partitions are spread over them.
+    pub workers: usize,
+    /// At most this many records are read per activation of a worker's source.
+    pub max_records_per_activation: usize,
+    /// How far behind the largest event time seen the watermark trails (ms). A span whose
+    /// window has already closed when it arrives is late: counted, and dead-lettered if
+    /// `deadletter_late`.
+    pub allowed_lateness_ms: u64,
+    /// A partition without records for this long stops holding the watermark back (ms). When
+    /// all of a worker's partitions are idle, its watermark advances with the wall clock.
+    pub idle_timeout_ms: u64,
+    /// Treat input as finished once every partition is idle: close all windows, commit, exit.
+    /// For backfills, tests and benchmarks; a service leaves this `false`.
+    pub stop_when_idle: bool,
+    /// Dead-letter late spans with reason `late` (they are counted either way).
+    pub deadletter_late: bool,
+    /// How often offsets are committed (ms).
+    pub commit_interval_ms: u64,
+    /// Records produced but not yet acknowledged, per worker, beyond which the source stops
+    /// reading Kafka until the sinks catch up.
+    pub max_backlog: usize,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            max_records_per_activation: 10_000,
+            allowed_lateness_ms: 5_000,
+            idle_timeout_ms: 10_000,
+            stop_when_idle: false,
+            deadletter_late: true,
+            commit_interval_ms: 1_000,
+            max_backlog: 200_000,
+        }
+    }
+}
+
+/// Input validation limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// A token count above this is absurd and dead-lettered.
+    pub max_tokens: u64,
+    /// Spans that started longer ago than this are dead-lettered (ms).
+    pub horizon_past_ms: u64,
+    /// Spans that start further in the future than this are dead-lettered (ms).
+    pub horizon_future_ms: u64,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        let d = DecodeLimits::default();
+        Self {
+            max_tokens: d.max_tokens,
+            horizon_past_ms: d.horizon_past_ms,
+            horizon_future_ms: d.horizon_future_ms,
+        }
+    }
+}
+
+impl DecodeConfig {
+    /// The decoder's limits.
+    pub fn limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_tokens: self.max_tokens,
+            horizon_past_ms: self.horizon_past_ms,
+            horizon_future_ms: self.horizon_future_ms,
+        }
+    }
+}
+
+/// Series dimensions and windows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// What makes a series: `provider`, `model`, `tenant`, `feature`, `operation`, `kind`,
+    /// `user`, `session`, `name`, or any attribute key (e.g. `deployment.environment`).
+    pub dimensions: Vec<String>,
+    /// Tumbling window width (ms); also the slide of the sliding view.
+    pub window_ms: u64,
+    /// Sliding view length (ms), a multiple of `window_ms`; 0 or `window_ms` disables it.
+    pub sliding_ms: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { dimensions: Dimensions::default().0, window_ms: 60_000, sliding_ms: 300_000 }
+    }
+}
+
+impl MetricsConfig {
+    /// The configured series dimensions.
+    pub fn dimensions(&self) -> Dimensions {
+        Dimensions(self.dimensions.clone())
+    }
+
+    /// The configured views.
+    pub fn views(&self) -> Views {
+        Views::standard(self.window_ms, self.sliding_ms)
+    }
+}
+
+/// The pipeline's own telemetry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// How often the pipeline logs its counters (ms); 0 disables.
+    pub log_interval_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { log_interval_ms: 10_000 }
+    }
+}
+
+impl Config {
+    /// Reads `path` (when given), applies `GLASSBOX_…` overrides from `env`, and validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?,
+            None => String::new(),
+        };
+        Self::from_toml(&text, env)
+    }
+
+    /// Parses TOML text, applies env overrides, validates.
+    pub fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        for (key, value) in env {
+            let Some(path) = key.strip_prefix("GLASSBOX_") else { continue };
+            if !path.contains("__") {
+                continue; // GLASSBOX_LOG and friends are not config fields
+            }
+            let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            insert(&mut tree, &parts, parsed).map_err(|m| ConfigError::Parse(format!("{key}: {m}")))?;
+        }
+        let config: Config = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The default configuration as commented-free TOML.
+    pub fn default_toml() -> String {
+        toml::to_string_pretty(&Config::default()).expect("the default config serializes")
+    }
+
+    /// Checks ranges and consistency; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, message: String| Err(ConfigError::Invalid { field, message });
+        let k = &self.kafka;
+        for (field, v) in [
+            ("kafka.brokers", &k.brokers),
+            ("kafka.input_topic", &k.input_topic),
+            ("kafka.group_id", &k.group_id),
+            ("kafka.metrics_topic", &k.metrics_topic),
+            ("kafka.deadletter_topic", &k.deadletter_topic),
+        ] {
+            if v.trim().is_empty() {
+                return bad(field, "must not be empty".into());
+            }
+        }
+        if k.output_partitions < 1 {
+            return bad("kafka.output_partitions", format!("must be at least 1, got {}", k.output_partitions));
+        }
+        if k.output_replication < 1 {
+            return bad("kafka.output_replication", format!("must be at least 1, got {}", k.output_replication));
+        }
+        if !matches!(k.auto_offset_reset.as_str(), "earliest" | "latest") {
+            return bad("kafka.auto_offset_reset", format!("must be `earliest` or `latest`, got `{}`", k.auto_offset_reset));
+        }
+        let s = &self.source;
+        if s.workers == 0 || s.workers > 256 {
+            return bad("source.workers", format!("must be 1..=256, got {}", s.workers));
+        }
+        if s.max_records_per_activation == 0 {
+            return bad("source.max_records_per_activation", "must be positive".into());
+        }
+        if s.idle_timeout_ms == 0 {
+            return bad("source.idle_timeout_ms", "must be positive".into());
+        }
+        if s.commit_interval_ms == 0 {
+            return bad("source.commit_interval_ms", "must be positive".into());
+        }
+        if s.max_backlog == 0 {
+            return bad("source.max_backlog", "must be positive".into());
+        }
+        if self.decode.max_tokens == 0 {
+            return bad("decode.max_tokens", "must be positive".into());
+        }
+        let m = &self.metrics;
+        if m.dimensions.is_empty() {
+            return bad("metrics.dimensions", "needs at least one dimension".into());
+        }
+        if let Some(d) = m.dimensions.iter().find(|d| d.trim().is_empty()) {
+            return bad("metrics.dimensions", format!("empty dimension name {d:?}"));
+        }
+        if m.window_ms == 0 {
+            return bad("metrics.window_ms", "must be positive".into());
+        }
+        if m.sliding_ms != 0 && m.sliding_ms % m.window_ms != 0 {
+            return bad(
+                "metrics.sliding_ms",
+                format!("must be a multiple of metrics.window_ms ({}), got {}", m.window_ms, m.sliding_ms),
+            );
+        }
+        if m.sliding_ms / m.window_ms > 1_000 {
+            return bad("metrics.sliding_ms", "at most 1000 windows per sliding view".into());
+        }
+        Ok(())
+    }
+
+    /// `kafka.properties` with `env:` and `file:` references resolved.
+    pub fn kafka_properties(&self) -> Result<BTreeMap<String, String>, ConfigError> {
+        self.kafka
+            .properties
+            .iter()
+            .map(|(key, value)| {
+                let secret = |message: String| ConfigError::Secret { key: key.clone(), message };
+                let resolved = if let Some(var) = value.strip_prefix("env:") {
+                    std::env::var(var).map_err(|_| secret(format!("environment variable {var} is not set")))?
+                } else if let Some(path) = value.strip_prefix("file:") {
+                    std::fs::read_to_string(path)
+                        .map_err(|e| secret(format!("cannot read {path}: {e}")))?
+                        .trim_end()
+                        .to_owned()
+                } else {
+                    value.clone()
+                };
+                Ok((key.clone(), resolved))
+            })
+            .collect()
+    }
+}
+
+fn insert(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => insert(t, rest, value),
+                _ => Err(format!("`{first}` is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        let text = Config::default_toml();
+        assert_eq!(Config::from_toml(&text, no_env()).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn env_overrides_fields() {
+        let env = vec![
+            ("GLASSBOX_KAFKA__BROKERS".to_owned(), "h:1".to_owned()),
+            ("GLASSBOX_METRICS__WINDOW_MS".to_owned(), "10000".to_owned()),
+            ("GLASSBOX_METRICS__SLIDING_MS".to_owned(), "30000".to_owned()),
+            ("GLASSBOX_LOG".to_owned(), "debug".to_owned()),
+        ];
+        let c = Config::from_toml("", env).unwrap();
+        assert_eq!(c.kafka.brokers, "h:1");
+        assert_eq!(c.metrics.window_ms, 10_000);
+        assert_eq!(c.metrics.sliding_ms, 30_000);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = Config::from_toml("[kafka]\nbrokerz = \"x\"\n", no_env()).unwrap_err().to_string();
+        assert!(err.contains("brokerz"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = Config::from_toml("[metrics]\nwindow_ms = \"soon\"\n", no_env()).unwrap_err().to_string();
+        assert!(err.contains("window_ms"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_windows_name_the_field() {
+        let err = Config::from_toml("[metrics]\nwindow_ms = 60000\nsliding_ms = 90000\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.sliding_ms"), "{err}");
+        let err = Config::from_toml("[source]\nworkers = 0\n", no_env()).unwrap_err().to_string();
+        assert!(err.contains("source.workers"), "{err}");
+    }
+
+    #[test]
+    fn secrets_resolve_from_env_and_file_and_fail_by_name() {
+        let dir = std::env::temp_dir().join(format!("glassbox-secret-{}", std::process::id()));
+        std::fs::write(&dir, "s3cret\n").unwrap();
+        let mut c = Config::default();
+        c.kafka.properties.insert("sasl.password".into(), format!("file:{}", dir.display()));
+        assert_eq!(c.kafka_properties().unwrap()["sasl.password"], "s3cret");
+        c.kafka.properties.insert("sasl.password".into(), "env:GLASSBOX_TEST_SURELY_UNSET_VAR".into());
+        let err = c.kafka_properties().unwrap_err().to_string();
+        assert!(err.contains("kafka.properties.sasl.password") && err.contains("GLASSBOX_TEST_SURELY_UNSET_VAR"), "{err}");
+        std::fs::remove_file(dir).unwrap();
+    }
+}

@@ -1,0 +1,300 @@
+//! Assembles the pipeline: Kafka source → facts → windows and sketches → durable sinks, one
+//! copy per timely worker, and drives it until shutdown (or the end of input).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use glassbox_operators::window_metrics;
+use glassbox_schemas::JsonDecoder;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use timely::dataflow::operators::generic::operator::source;
+
+use crate::config::Config;
+use crate::outbox::Outbox;
+use crate::sink::kafka::KafkaSink;
+use crate::sink::{Sink, durable_sinks};
+use crate::source::{KafkaSource, SourceSettings, parse_metadata};
+use crate::telemetry::Counters;
+
+/// Why the pipeline could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The input topic does not exist.
+    #[error("input topic `{0}` does not exist (kafka.input_topic)")]
+    MissingInputTopic(String),
+    /// A Kafka client error.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Creating an output topic failed.
+    #[error("cannot create output topic `{topic}`: {message}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's answer.
+        message: String,
+    },
+    /// A worker failed.
+    #[error("worker failed: {0}")]
+    Worker(String),
+}
+
+/// Extra sinks a caller adds to every worker (the demo's live table, tests).
+pub type SinkFactory = Arc<dyn Fn(usize) -> Box<dyn Sink> + Send + Sync>;
+
+/// What a caller can control and observe of a running pipeline.
+#[derive(Clone)]
+pub struct Handles {
+    /// Set to stop: the pipeline commits what is durable and returns; open windows are not
+    /// flushed (they are rebuilt from the committed offsets on restart).
+    pub shutdown: Arc<AtomicBool>,
+    /// The pipeline's counters.
+    pub counters: Arc<Counters>,
+    /// Sinks added to the configured ones.
+    pub extra_sinks: Option<SinkFactory>,
+}
+
+impl Default for Handles {
+    fn default() -> Self {
+        Self { shutdown: Arc::new(AtomicBool::new(false)), counters: Arc::default(), extra_sinks: None }
+    }
+}
+
+/// The librdkafka configuration shared by every client.
+pub fn client_config(config: &Config) -> Result<ClientConfig, PipelineError> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.brokers);
+    for (k, v) in config.kafka_properties()? {
+        c.set(k, v);
+    }
+    Ok(c)
+}
+
+/// Input partitions, checking the input topic exists.
+fn input_partitions(config: &Config, base: &ClientConfig) -> Result<Vec<i32>, PipelineError> {
+    let consumer: BaseConsumer = base.clone().create()?;
+    let md = consumer.fetch_metadata(Some(&config.kafka.input_topic), Duration::from_secs(10))?;
+    let topic = md.topics().iter().find(|t| t.name() == config.kafka.input_topic);
+    match topic {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            Ok(t.partitions().iter().map(|p| p.id()).collect())
+        }
+        _ => Err(PipelineError::MissingInputTopic(config.kafka.input_topic.clone())),
+    }
+}
+
+/// Creates the output topics that do not exist yet.
+pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), PipelineError> {
+    let consumer: BaseConsumer = base.clone().create()?;
+    let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    let existing: Vec<&str> =
+        md.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
+    let wanted = [&config.kafka.metrics_topic, &config.kafka.deadletter_topic];
+    let missing: Vec<NewTopic<'_>> = wanted
+        .iter()
+        .filter(|t| !existing.contains(&t.as_str()))
+        .map(|t| {
+            NewTopic::new(t, config.kafka.output_partitions, TopicReplication::Fixed(config.kafka.output_replication))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = base.clone().create()?;
+    let results = futures_executor::block_on(
+        admin.create_topics(missing.iter(), &AdminOptions::new()
+            .operation_timeout(Some(Duration::from_secs(10)))
+            .request_timeout(Some(Duration::from_secs(30)))),
+    )?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(%topic, "created output topic"),
+            Err((topic, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(%topic, "output topic already exists")
+            }
+            Err((topic, code)) => return Err(PipelineError::CreateTopic { topic, message: code.to_string() }),
+        }
+    }
+    Ok(())
+}
+
+/// Committed offsets of every input partition, and the largest durable frontier recorded.
+fn resume_state(
+    config: &Config,
+    base: &ClientConfig,
+    partitions: &[i32],
+) -> Result<(BTreeMap<i32, Offset>, u64), PipelineError> {
+    let consumer: BaseConsumer = base.clone().set("group.id", &config.kafka.group_id).create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition(&config.kafka.input_topic, *p);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    let mut offsets = BTreeMap::new();
+    let mut resume = 0;
+    for elem in committed.elements() {
+        let start = match elem.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            _ if config.kafka.auto_offset_reset == "latest" => Offset::End,
+            _ => Offset::Beginning,
+        };
+        offsets.insert(elem.partition(), start);
+        if let Some(f) = parse_metadata(elem.metadata()) {
+            resume = resume.max(f);
+        }
+    }
+    Ok((offsets, resume))
+}
+
+/// Runs the pipeline until `handles.shutdown` is set or, with `source.stop_when_idle`, the
+/// input is exhausted.
+pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
+    config.validate()?;
+    let base = client_config(config)?;
+    let partitions = input_partitions(config, &base)?;
+    ensure_output_topics(config, &base)?;
+    let (offsets, resume_ms) = resume_state(config, &base, &partitions)?;
+    tracing::info!(
+        topic = %config.kafka.input_topic,
+        partitions = partitions.len(),
+        workers = config.source.workers,
+        resume_ms,
+        "starting pipeline"
+    );
+    let config = Arc::new(config.clone());
+    let base = Arc::new(base);
+    let offsets = Arc::new(offsets);
+    let workers = config.source.workers;
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        run_worker(worker, &config, &base, &offsets, resume_ms, &handles)
+    })
+    .map_err(PipelineError::Worker)?;
+    for result in guards.join() {
+        result.map_err(PipelineError::Worker)?.map_err(PipelineError::Worker)?;
+    }
+    Ok(())
+}
+
+fn run_worker(
+    worker: &mut timely::worker::Worker,
+    config: &Config,
+    base: &ClientConfig,
+    offsets: &BTreeMap<i32, Offset>,
+    resume_ms: u64,
+    handles: &Handles,
+) -> Result<(), String> {
+    let (index, peers) = (worker.index(), worker.peers());
+    let counters = handles.counters.clone();
+    let outbox = Outbox::new(base.clone(), counters.clone()).map_err(|e| format!("producer: {e}"))?;
+    let outbox = Rc::new(RefCell::new(outbox));
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(KafkaSink::new(outbox.clone(), &config.kafka.metrics_topic))];
+    if let Some(extra) = &handles.extra_sinks {
+        sinks.push(extra(index));
+    }
+    let sinks = Rc::new(RefCell::new(sinks));
+    let mine: Vec<(i32, Offset)> =
+        offsets.iter().filter(|(p, _)| (**p as usize) % peers == index).map(|(p, o)| (*p, *o)).collect();
+    let consumer: BaseConsumer = base
+        .clone()
+        .set("group.id", &config.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", &config.kafka.auto_offset_reset)
+        .create()
+        .map_err(|e| format!("consumer: {e}"))?;
+    let views = config.metrics.views();
+    let dims = config.metrics.dimensions();
+    let settings = SourceSettings {
+        topic: config.kafka.input_topic.clone(),
+        deadletter_topic: config.kafka.deadletter_topic.as_str().into(),
+        dims: dims.clone(),
+        views: views.clone(),
+        lateness_ms: config.source.allowed_lateness_ms,
+        idle_timeout: Duration::from_millis(config.source.idle_timeout_ms),
+        stop_when_idle: config.source.stop_when_idle,
+        deadletter_late: config.source.deadletter_late,
+        max_records: config.source.max_records_per_activation,
+        max_backlog: config.source.max_backlog,
+        resume_ms,
+    };
+    let decoder = JsonDecoder::new(config.decode.limits());
+    let src = KafkaSource::new(consumer, &mine, settings, decoder, outbox.clone(), counters.clone())
+        .map_err(|e| format!("assign: {e}"))?;
+    let src = Rc::new(RefCell::new(src));
+
+    let dataflow_id = worker.next_dataflow_index();
+    let probe = worker.dataflow::<u64, _, _>(|scope| {
+        let reader = src.clone();
+        let backlog_of = sinks.clone();
+        let facts = source(scope, "KafkaSource", move |cap, info| {
+            let activator = scope.activator_for(info.address);
+            let mut cap = Some(cap);
+            let mut batch = Vec::new();
+            move |output| {
+                let Some(c) = cap.as_mut() else { return };
+                let backlog = crate::sink::backlog(&backlog_of);
+                let act = reader.borrow_mut().activate(*c.time(), backlog, &mut batch);
+                if !batch.is_empty() {
+                    output.session(c).give_container(&mut batch);
+                }
+                match act.watermark {
+                    // Downgrading is safe: every span emitted from now on is at or after it.
+                    Some(w) if w > *c.time() => c.downgrade(&w),
+                    Some(_) => {}
+                    // Input finished: releasing the capability closes every window.
+                    None => cap = None,
+                }
+                if cap.is_some() {
+                    if act.records > 0 {
+                        activator.activate();
+                    } else {
+                        activator.activate_after(Duration::from_millis(10));
+                    }
+                }
+            }
+        });
+        let metrics = window_metrics(facts, &views);
+        durable_sinks(metrics, sinks.clone(), views.clone(), dims.clone(), resume_ms, counters.clone())
+    });
+
+    let commit_every = Duration::from_millis(config.source.commit_interval_ms);
+    let log_every = Duration::from_millis(config.telemetry.log_interval_ms);
+    let (mut last_commit, mut last_log) = (Instant::now(), Instant::now());
+    let durable = || probe.with_frontier(|f| f.first().copied());
+    loop {
+        worker.step_or_park(Some(Duration::from_millis(10)));
+        if handles.shutdown.load(Ordering::Relaxed) {
+            src.borrow_mut().commit(durable(), CommitMode::Sync);
+            tracing::info!(worker = index, "shutdown: committed durable offsets");
+            // Open windows are abandoned, not flushed: a restart rebuilds them from the
+            // committed offsets. Dropping the dataflow stops timely from running it to completion.
+            worker.drop_dataflow(dataflow_id);
+            break;
+        }
+        if probe.done() {
+            // Only reached once every worker's input is finished and every sink acknowledged.
+            src.borrow_mut().commit(None, CommitMode::Sync);
+            tracing::info!(worker = index, "input finished, all windows durable and committed");
+            break;
+        }
+        if last_commit.elapsed() >= commit_every {
+            src.borrow_mut().commit(durable(), CommitMode::Async);
+            last_commit = Instant::now();
+        }
+        if index == 0 && !log_every.is_zero() && last_log.elapsed() >= log_every {
+            tracing::info!(counters = ?counters.snapshot(), durable_ms = ?durable(), "pipeline");
+            last_log = Instant::now();
+        }
+    }
+    outbox.borrow().flush(Duration::from_secs(5));
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Sinks, and the operator that makes their acknowledgements the pipeline's durable frontier.
+//!
+//! # Time contract of [`durable_sinks`]
+//! - Input: the metrics collection; only insertions (`diff > 0`) at times `≥ resume_ms` are
+//!   written (earlier windows were made durable before a restart, see [`crate::source`]).
+//! - It holds a capability at time `t` for as long as any sink still owes an acknowledgement
+//!   for a record of `t`. A probe after it therefore reads the *durable frontier*: every window
+//!   ending before it has been acknowledged by every sink, on every worker. The source commits
+//!   offsets against that frontier.
+//! - State: the capabilities and tickets of unacknowledged batches; sinks keep their own
+//!   bounded backlogs and report it through [`Sink::backlog`].
+
+pub mod kafka;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use differential_dataflow::VecCollection;
+use glassbox_operators::views::{Views, WindowKey};
+use glassbox_operators::{Dimensions, WindowMetrics};
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::{Capability, Probe};
+
+use crate::record::MetricsRecord;
+use crate::telemetry::Counters;
+
+/// A record on its way to the sinks: the Kafka key (the series) and the record.
+#[derive(Clone, Debug)]
+pub struct Keyed {
+    /// The series key.
+    pub key: String,
+    /// The record.
+    pub record: MetricsRecord,
+}
+
+/// A destination for window records. Implementations batch, retry and acknowledge.
+pub trait Sink {
+    /// The sink's name in logs and counters.
+    fn name(&self) -> &'static str;
+    /// Takes `records`; once every one of them is durable, `ticket` is reported by [`Sink::poll`].
+    fn submit(&mut self, ticket: u64, records: &[Arc<Keyed>]);
+    /// Appends tickets whose records are all durable since the last call.
+    fn poll(&mut self, acked: &mut Vec<u64>);
+    /// Records taken but not yet durable.
+    fn backlog(&self) -> usize;
+}
+
+/// A shared handle on a worker's sinks, read by the source for back-pressure.
+pub type SharedSinks = Rc<RefCell<Vec<Box<dyn Sink>>>>;
+
+/// The total backlog of a worker's sinks.
+pub fn backlog(sinks: &SharedSinks) -> usize {
+    sinks.borrow().iter().map(|s| s.backlog()).sum()
+}
+
+/// Writes window records to every sink and returns a probe on the durable frontier.
+pub fn durable_sinks<'scope>(
+    metrics: VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize>,
+    sinks: SharedSinks,
+    views: Views,
+    dims: Dimensions,
+    resume_ms: u64,
+    counters: Arc<Counters>,
+) -> ProbeHandle<u64> {
+    let scope = metrics.inner.scope();
+    let (probe, _stream) = metrics
+        .inner
+        .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
+            Pipeline,
+            "DurableSinks",
+            move |_cap, info| {
+                let activator = scope.activator_for(info.address);
+                let mut next_ticket = 0u64;
+                // ticket → (capability held for its time, sinks that still owe an ack)
+                let mut pending: HashMap<u64, (Capability<u64>, usize)> = HashMap::new();
+                let mut acked = Vec::new();
+                move |(input, _frontier), _output| {
+                    input.for_each(|cap, data| {
+                        let records: Vec<Arc<Keyed>> = data
+                            .drain(..)
+                            .filter(|(_, time, diff)| *diff > 0 && *time >= resume_ms)
+                            .map(|((key, m), _, _)| {
+                                Arc::new(Keyed {
+                                    key: MetricsRecord::key(&key, &dims),
+                                    record: MetricsRecord::new(&key, &m, &views, &dims),
+                                })
+                            })
+                            .collect();
+                        if records.is_empty() {
+                            return;
+                        }
+                        let Some(held) = cap.retain_least(0) else { return };
+                        counters.windows_emitted.fetch_add(records.len() as u64, Ordering::Relaxed);
+                        let ticket = next_ticket;
+                        next_ticket += 1;
+                        let mut sinks = sinks.borrow_mut();
+                        for sink in sinks.iter_mut() {
+                            sink.submit(ticket, &records);
+                        }
+                        pending.insert(ticket, (held, sinks.len()));
+                    });
+                    for sink in sinks.borrow_mut().iter_mut() {
+                        sink.poll(&mut acked);
+                    }
+                    for ticket in acked.drain(..) {
+                        let done = match pending.get_mut(&ticket) {
+                            Some((_, owed)) => {
+                                *owed -= 1;
+                                *owed == 0
+                            }
+                            None => false,
+                        };
+                        if done {
+                            // Dropping the capability lets the durable frontier pass this time.
+                            pending.remove(&ticket);
+                        }
+                    }
+                    if !pending.is_empty() {
+                        activator.activate_after(Duration::from_millis(5));
+                    }
+                }
+            },
+        )
+        .probe();
+    probe
+}

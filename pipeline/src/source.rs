@@ -1,0 +1,327 @@
+//! The Kafka source: records → spans → facts, stamped with event time under a watermark.
+//!
+//! # Time contract
+//! - Each worker owns a static set of partitions (`partition % workers == worker`), read with
+//!   `assign()`: a group rebalance would move a partition without its capability. `group.id` is
+//!   still set so that offsets are committed to the group and lag shows in standard tools.
+//! - The worker holds one capability at its watermark: the minimum, over its non-idle
+//!   partitions, of (largest event time seen − allowed lateness). A partition that has not
+//!   produced a record for `idle_timeout_ms` stops holding it back; when all are idle the
+//!   watermark follows the wall clock from the last event time seen (or, with
+//!   `stop_when_idle`, the capability is dropped and every window closes).
+//! - A span is emitted at the capability's time if its pane has not closed (`pane_end ≥`
+//!   watermark); otherwise it is late: counted, and dead-lettered with reason `late`.
+//! - Offsets: see [`crate::offsets`]. Each commit carries the durable frontier in its metadata;
+//!   after a restart, spans whose windows all ended before the largest committed frontier are
+//!   skipped (their results are already durable) and the sinks suppress windows before it, so
+//!   replay re-emits only windows it can rebuild whole, with the same key and content.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use glassbox_operators::panes::pane_end;
+use glassbox_operators::{Dimensions, SpanFacts, Views};
+use glassbox_schemas::JsonDecoder;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::offsets::CommitTracker;
+use crate::outbox::{Outbox, Tag};
+use crate::telemetry::Counters;
+
+/// Prefix of the commit metadata that carries the durable frontier.
+pub const METADATA_PREFIX: &str = "glassbox/1 durable_ms=";
+
+/// Parses commit metadata written by glassbox; anything else reads as no frontier.
+pub fn parse_metadata(metadata: &str) -> Option<u64> {
+    metadata.strip_prefix(METADATA_PREFIX)?.trim().parse().ok()
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+struct Partition {
+    max_event_ms: Option<u64>,
+    last_record: Instant,
+    commits: CommitTracker,
+}
+
+/// Settings of a worker's source.
+#[derive(Clone, Debug)]
+pub struct SourceSettings {
+    /// Input topic.
+    pub topic: String,
+    /// Dead-letter topic.
+    pub deadletter_topic: Arc<str>,
+    /// Series dimensions.
+    pub dims: Dimensions,
+    /// Window views.
+    pub views: Views,
+    /// Allowed lateness, ms.
+    pub lateness_ms: u64,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// Finish when all partitions are idle.
+    pub stop_when_idle: bool,
+    /// Dead-letter late spans.
+    pub deadletter_late: bool,
+    /// Records per activation.
+    pub max_records: usize,
+    /// Backlog beyond which reading pauses.
+    pub max_backlog: usize,
+    /// Windows ending before this were durable before the restart.
+    pub resume_ms: u64,
+}
+
+/// One worker's share of the input: its consumer, partitions, watermark and commits.
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    inner: Inner,
+    watermark: u64,
+    all_idle_since: Option<Instant>,
+    finished: bool,
+}
+
+/// Everything but the consumer, so that a record borrowed from the consumer can be handled.
+struct Inner {
+    settings: SourceSettings,
+    decoder: JsonDecoder,
+    partitions: BTreeMap<i32, Partition>,
+    outbox: Rc<RefCell<Outbox>>,
+    counters: Arc<Counters>,
+}
+
+/// What one activation of the source did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Activation {
+    /// Records read.
+    pub records: usize,
+    /// The watermark after the read; `None` once the input is finished.
+    pub watermark: Option<u64>,
+}
+
+impl KafkaSource {
+    /// A source reading `partitions` (with their start offsets) through `consumer`.
+    pub fn new(
+        consumer: BaseConsumer,
+        partitions: &[(i32, Offset)],
+        settings: SourceSettings,
+        decoder: JsonDecoder,
+        outbox: Rc<RefCell<Outbox>>,
+        counters: Arc<Counters>,
+    ) -> rdkafka::error::KafkaResult<Self> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, offset) in partitions {
+            tpl.add_partition_offset(&settings.topic, *p, *offset)?;
+        }
+        consumer.assign(&tpl)?;
+        let now = Instant::now();
+        let partitions = partitions
+            .iter()
+            .map(|(p, _)| (*p, Partition { max_event_ms: None, last_record: now, commits: CommitTracker::default() }))
+            .collect();
+        Ok(Self {
+            consumer,
+            inner: Inner { settings, decoder, partitions, outbox, counters },
+            watermark: 0,
+            all_idle_since: None,
+            finished: false,
+        })
+    }
+
+    /// Reads up to `max_records` records into `out`, given the capability's time, and returns
+    /// the watermark to hold next.
+    pub fn activate(&mut self, cap_time: u64, backlog: usize, out: &mut Vec<SpanFacts>) -> Activation {
+        if self.finished || self.inner.partitions.is_empty() {
+            self.finished = true;
+            return Activation { records: 0, watermark: None };
+        }
+        let mut records = 0;
+        if backlog + self.inner.outbox.borrow().backlog() >= self.inner.settings.max_backlog {
+            // Back-pressure: the sinks are behind. Not reading is not idleness.
+            Counters::inc(&self.inner.counters.backpressure_pauses);
+            let now = Instant::now();
+            for p in self.inner.partitions.values_mut() {
+                p.last_record = now;
+            }
+        } else {
+            let now_ms = now_ms();
+            while records < self.inner.settings.max_records {
+                let Some(result) = self.consumer.poll(Duration::ZERO) else { break };
+                match result {
+                    Ok(msg) => {
+                        records += 1;
+                        let (partition, offset) = (msg.partition(), msg.offset());
+                        let key = msg.key().map(<[u8]>::to_vec).unwrap_or_default();
+                        let payload = msg.payload().unwrap_or_default();
+                        self.inner.record(partition, offset, key, payload, cap_time, now_ms, out);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
+                }
+            }
+        }
+        for (partition, offset) in self.inner.outbox.borrow_mut().take_dead_letter_acks() {
+            if let Some(p) = self.inner.partitions.get_mut(&partition) {
+                p.commits.dead_letter_acked(offset);
+            }
+        }
+        let watermark = self.next_watermark();
+        Activation { records, watermark }
+    }
+
+    fn next_watermark(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        let lateness = self.inner.settings.lateness_ms;
+        let idle = self.inner.settings.idle_timeout;
+        let mut candidate: Option<u64> = None;
+        let mut any_active = false;
+        let mut blocked = false;
+        for p in self.inner.partitions.values() {
+            if now.duration_since(p.last_record) < idle {
+                any_active = true;
+                match p.max_event_ms {
+                    // An active partition we know nothing about holds the watermark where it is.
+                    None => blocked = true,
+                    Some(m) => {
+                        let w = m.saturating_sub(lateness);
+                        candidate = Some(candidate.map_or(w, |c| c.min(w)));
+                    }
+                }
+            }
+        }
+        if any_active {
+            self.all_idle_since = None;
+            if !blocked && let Some(c) = candidate {
+                self.watermark = self.watermark.max(c);
+            }
+        } else if self.inner.settings.stop_when_idle {
+            self.finished = true;
+            return None;
+        } else {
+            // Everything is quiet: let event time follow the wall clock, so windows close.
+            let since = *self.all_idle_since.get_or_insert(now);
+            if let Some(max) = self.inner.partitions.values().filter_map(|p| p.max_event_ms).max() {
+                let advanced = max.saturating_sub(lateness) + now.duration_since(since).as_millis() as u64;
+                self.watermark = self.watermark.max(advanced);
+            }
+        }
+        Some(self.watermark)
+    }
+
+    /// Whether the source has finished (`stop_when_idle` and all partitions idle).
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Commits, per partition, the offset whose outputs are all durable. `durable`: every
+    /// output before this time is acknowledged by every sink (`None`: every output is).
+    pub fn commit(&mut self, durable: Option<u64>, mode: CommitMode) {
+        for (partition, offset) in self.inner.outbox.borrow_mut().take_dead_letter_acks() {
+            if let Some(p) = self.inner.partitions.get_mut(&partition) {
+                p.commits.dead_letter_acked(offset);
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&partition, p) in self.inner.partitions.iter_mut() {
+            let Some(offset) = p.commits.commit_point(durable) else { continue };
+            // The frontier recorded with the offset: never past what this partition has fed
+            // (a finished run's frontier is empty, but later input may still come).
+            let frontier = durable.unwrap_or(u64::MAX).min(p.commits.max_derived().saturating_add(1));
+            let added = tpl.add_partition_offset(&self.inner.settings.topic, partition, Offset::Offset(offset));
+            if added.is_ok()
+                && let Some(mut elem) = tpl.find_partition(&self.inner.settings.topic, partition)
+            {
+                elem.set_metadata(format!("{METADATA_PREFIX}{frontier}"));
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        match self.consumer.commit(&tpl, mode) {
+            Ok(()) => Counters::inc(&self.inner.counters.commits),
+            Err(e) => tracing::warn!(error = %e, "offset commit failed, will retry at the next interval"),
+        }
+    }
+}
+
+impl Inner {
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        key: Vec<u8>,
+        payload: &[u8],
+        cap_time: u64,
+        now_ms: u64,
+        out: &mut Vec<SpanFacts>,
+    ) {
+        Counters::inc(&self.counters.consumed);
+        let Some(p) = self.partitions.get_mut(&partition) else {
+            tracing::error!(partition, "record from a partition this worker does not own");
+            return;
+        };
+        p.last_record = Instant::now();
+        let span = match self.decoder.decode(payload, now_ms) {
+            Ok(span) => span,
+            Err(e) => {
+                let reason = e.reason();
+                self.dead_letter(partition, offset, key, payload, reason, &e.to_string());
+                return;
+            }
+        };
+        Counters::inc(&self.counters.decoded);
+        let Some(facts) = SpanFacts::from_span(&span, &self.settings.dims) else {
+            Counters::inc(&self.counters.ignored_kind);
+            p.commits.consumed(offset, 0);
+            return;
+        };
+        let last_end = self.settings.views.last_window_end(facts.start_ms);
+        if last_end < self.settings.resume_ms {
+            // Every window of this span was durable before the restart.
+            Counters::inc(&self.counters.skipped_replay);
+            p.commits.consumed(offset, 0);
+            return;
+        }
+        p.max_event_ms = Some(p.max_event_ms.map_or(facts.start_ms, |m| m.max(facts.start_ms)));
+        if pane_end(facts.start_ms, self.settings.views.pane_ms) < cap_time {
+            Counters::inc(&self.counters.late);
+            if self.settings.deadletter_late {
+                let detail = format!("window closed: span start {} ms, watermark {} ms", facts.start_ms, cap_time);
+                self.dead_letter(partition, offset, key, payload, "late", &detail);
+            } else {
+                self.partitions.get_mut(&partition).expect("owned").commits.consumed(offset, 0);
+            }
+            return;
+        }
+        p.commits.consumed(offset, last_end);
+        out.push(facts);
+    }
+
+    fn dead_letter(&mut self, partition: i32, offset: i64, key: Vec<u8>, payload: &[u8], reason: &'static str, detail: &str) {
+        self.counters.dead_letter(reason);
+        let p = self.partitions.get_mut(&partition).expect("owned partition");
+        p.commits.consumed(offset, 0);
+        p.commits.dead_letter_sent(offset);
+        let headers = vec![
+            ("glassbox.reason", reason.as_bytes().to_vec()),
+            ("glassbox.error", detail.as_bytes().to_vec()),
+            ("glassbox.source.topic", self.settings.topic.as_bytes().to_vec()),
+            ("glassbox.source.partition", partition.to_string().into_bytes()),
+            ("glassbox.source.offset", offset.to_string().into_bytes()),
+        ];
+        self.outbox.borrow_mut().send(
+            &self.settings.deadletter_topic,
+            key,
+            payload.to_vec(),
+            headers,
+            Tag::DeadLetter { partition, offset },
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! Why a record is not a span.
+//!
+//! Bad input is the sender's fault: the pipeline dead-letters the record with
+//! [`DecodeError::reason`] as a header and counts it, it never panics or drops silently. No
+//! message ever contains an attribute value of unknown size (prompt or answer text, ids, model
+//! names): messages name the field and, where useful, the offending number.
+
+use std::fmt;
+
+/// Which side of the accepted time window a span fell on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Horizon {
+    /// Older than `now − horizon_past_ms`.
+    Past,
+    /// Later than `now + horizon_future_ms`.
+    Future,
+}
+
+impl fmt::Display for Horizon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Horizon::Past => "past",
+            Horizon::Future => "future",
+        })
+    }
+}
+
+/// A record that could not be decoded into a [`crate::Span`].
+#[derive(thiserror::Error, Debug, Clone, PartialEq)]
+pub enum DecodeError {
+    /// Not JSON, or JSON whose top level is not an object. `message` is serde_json's syntax
+    /// message with its line and column, or a fixed description of the shape found.
+    #[error("invalid JSON: {message}")]
+    InvalidJson {
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// A required field is absent (or `null`).
+    #[error("missing required field `{field}`")]
+    MissingField {
+        /// The field, by its snake_case name.
+        field: &'static str,
+    },
+    /// A field or recognised attribute has a JSON type that cannot be read as its value.
+    #[error("`{field}` has the wrong type: expected {expected}")]
+    BadType {
+        /// The field or attribute key.
+        field: &'static str,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A field or recognised attribute has the right type but an impossible value.
+    #[error("`{field}` has an invalid value: expected {expected}")]
+    BadValue {
+        /// The field or attribute key.
+        field: &'static str,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// `end_time_unix_nano < start_time_unix_nano`.
+    #[error("end_time_unix_nano {end} is before start_time_unix_nano {start}")]
+    EndBeforeStart {
+        /// Start, ns since the Unix epoch.
+        start: u64,
+        /// End, ns since the Unix epoch.
+        end: u64,
+    },
+    /// A token count below zero.
+    #[error("token count `{field}` is negative ({value})")]
+    NegativeTokens {
+        /// The attribute key.
+        field: &'static str,
+        /// The count (saturated to `i64::MIN` if even lower).
+        value: i64,
+    },
+    /// A token count above [`crate::DecodeLimits::max_tokens`].
+    #[error("token count `{field}` = {value} is above the limit of {max}")]
+    AbsurdTokens {
+        /// The attribute key.
+        field: &'static str,
+        /// The count (saturated to `u64::MAX` if even higher).
+        value: u64,
+        /// The configured limit.
+        max: u64,
+    },
+    /// The span starts outside the accepted window around the decoder's clock.
+    #[error(
+        "span start {start_ms} ms is beyond the {direction} horizon (now {now_ms} ms, limit {limit_ms} ms)"
+    )]
+    BeyondHorizon {
+        /// The span start, ms since the Unix epoch.
+        start_ms: u64,
+        /// The decoder's clock, ms since the Unix epoch.
+        now_ms: u64,
+        /// The configured horizon on that side, ms.
+        limit_ms: u64,
+        /// Which side.
+        direction: Horizon,
+    },
+    /// A trace or span id that is not 2–64 hex digits in pairs.
+    #[error("`{field}` is not a hex id: {problem}")]
+    BadId {
+        /// `trace_id`, `span_id` or `parent_span_id`.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// An empty trace or span id.
+    #[error("`{field}` is empty")]
+    EmptyId {
+        /// `trace_id` or `span_id`.
+        field: &'static str,
+    },
+}
+
+impl DecodeError {
+    /// Every value [`DecodeError::reason`] can return, e.g. to register counters up front.
+    pub const REASONS: [&'static str; 10] = [
+        "invalid_json",
+        "missing_field",
+        "bad_type",
+        "bad_value",
+        "end_before_start",
+        "negative_tokens",
+        "absurd_tokens",
+        "beyond_horizon",
+        "bad_id",
+        "empty_id",
+    ];
+
+    /// A short, stable machine code for the dead-letter header and the counter label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::InvalidJson { .. } => "invalid_json",
+            DecodeError::MissingField { .. } => "missing_field",
+            DecodeError::BadType { .. } => "bad_type",
+            DecodeError::BadValue { .. } => "bad_value",
+            DecodeError::EndBeforeStart { .. } => "end_before_start",
+            DecodeError::NegativeTokens { .. } => "negative_tokens",
+            DecodeError::AbsurdTokens { .. } => "absurd_tokens",
+            DecodeError::BeyondHorizon { .. } => "beyond_horizon",
+            DecodeError::BadId { .. } => "bad_id",
+            DecodeError::EmptyId { .. } => "empty_id",
+        }
+    }
+
+    /// The field or attribute key at fault, when there is one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            DecodeError::MissingField { field }
+            | DecodeError::BadType { field, .. }
+            | DecodeError::BadValue { field, .. }
+            | DecodeError::NegativeTokens { field, .. }
+            | DecodeError::AbsurdTokens { field, .. }
+            | DecodeError::BadId { field, .. }
+            | DecodeError::EmptyId { field } => Some(field),
+            DecodeError::EndBeforeStart { .. } => Some("end_time_unix_nano"),
+            DecodeError::BeyondHorizon { .. } => Some("start_time_unix_nano"),
+            DecodeError::InvalidJson { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_field_and_number() {
+        let e = DecodeError::AbsurdTokens {
+            field: "gen_ai.usage.input_tokens",
+            value: 20_000_000,
+            max: 10_000_000,
+        };
+        assert_eq!(
+            e.to_string(),
+            "token count `gen_ai.usage.input_tokens` = 20000000 is above the limit of 10000000"
+        );
+        assert_eq!(e.reason(), "absurd_tokens");
+        assert_eq!(e.field(), Some("gen_ai.usage.input_tokens"));
+        let e = DecodeError::BeyondHorizon {
+            start_ms: 1,
+            now_ms: 700_000_000,
+            limit_ms: 604_800_000,
+            direction: Horizon::Past,
+        };
+        assert_eq!(
+            e.to_string(),
+            "span start 1 ms is beyond the past horizon (now 700000000 ms, limit 604800000 ms)"
+        );
+    }
+}
