@@ -57,6 +57,9 @@ pub struct Handles {
     /// Set to stop: the pipeline commits what is durable and returns; open windows are not
     /// flushed (they are rebuilt from the committed offsets on restart).
     pub shutdown: Arc<AtomicBool>,
+    /// Set to treat the input as finished once every partition is idle, as
+    /// `source.stop_when_idle` does: every window closes, then the pipeline commits and returns.
+    pub drain: Arc<AtomicBool>,
     /// The pipeline's counters.
     pub counters: Arc<Counters>,
     /// Sinks added to the configured ones.
@@ -65,7 +68,12 @@ pub struct Handles {
 
 impl Default for Handles {
     fn default() -> Self {
-        Self { shutdown: Arc::new(AtomicBool::new(false)), counters: Arc::default(), extra_sinks: None }
+        Self {
+            shutdown: Arc::new(AtomicBool::new(false)),
+            drain: Arc::new(AtomicBool::new(false)),
+            counters: Arc::default(),
+            extra_sinks: None,
+        }
     }
 }
 
@@ -221,6 +229,7 @@ fn run_worker(
         lateness_ms: config.source.allowed_lateness_ms,
         idle_timeout: Duration::from_millis(config.source.idle_timeout_ms),
         stop_when_idle: config.source.stop_when_idle,
+        drain: handles.drain.clone(),
         deadletter_late: config.source.deadletter_late,
         max_records: config.source.max_records_per_activation,
         max_backlog: config.source.max_backlog,

@@ -69,6 +69,8 @@ pub struct SourceSettings {
     pub idle_timeout: Duration,
     /// Finish when all partitions are idle.
     pub stop_when_idle: bool,
+    /// Finish when all partitions are idle, once this is set (at run time).
+    pub drain: Arc<std::sync::atomic::AtomicBool>,
     /// Dead-letter late spans.
     pub deadletter_late: bool,
     /// Records per activation.
@@ -200,7 +202,7 @@ impl KafkaSource {
             if !blocked && let Some(c) = candidate {
                 self.watermark = self.watermark.max(c);
             }
-        } else if self.inner.settings.stop_when_idle {
+        } else if self.inner.settings.stop_when_idle || self.inner.settings.drain.load(std::sync::atomic::Ordering::Relaxed) {
             self.finished = true;
             return None;
         } else {

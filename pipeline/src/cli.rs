@@ -1,0 +1,124 @@
+//! The `glassbox` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use crate::config::Config;
+use crate::dataflow::{Handles, run};
+use crate::demo::{DemoOptions, demo};
+
+#[derive(Parser)]
+#[command(name = "glassbox", version, about = "Real-time metrics for LLM applications, from spans on Kafka")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline.
+    Run {
+        /// TOML configuration file; `GLASSBOX_SECTION__FIELD` env vars override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Everything in one process, no servers: mock Kafka, load generator, pipeline, live table.
+    Demo {
+        /// Spans per second.
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration_secs: Option<u64>,
+        /// Tumbling window, ms.
+        #[arg(long, default_value_t = 10_000)]
+        window_ms: u64,
+        /// Sliding view, ms.
+        #[arg(long, default_value_t = 60_000)]
+        sliding_ms: u64,
+    },
+    /// Publish synthetic spans to a real broker.
+    Loadgen {
+        /// Bootstrap servers.
+        #[arg(long)]
+        brokers: String,
+        /// Topic.
+        #[arg(long, default_value = "llm.spans")]
+        topic: String,
+        /// Spans per second (real time).
+        #[arg(long, default_value_t = 1_000.0)]
+        rate: f64,
+        /// Stop after this many spans (default: never).
+        #[arg(long)]
+        count: Option<u64>,
+        /// RNG seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Show or check configuration.
+    Config {
+        /// Print the default configuration as TOML.
+        #[arg(long)]
+        print_default: bool,
+        /// Check this file (with env overrides) and print the effective configuration.
+        #[arg(long)]
+        check: Option<PathBuf>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GLASSBOX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Parses the command line and runs the command; the `glassbox` binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let handles = Handles::default();
+    let stop = handles.shutdown.clone();
+    let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    let result: Result<(), String> = match cli.command {
+        Command::Run { config } => Config::load(config.as_deref(), std::env::vars())
+            .map_err(|e| e.to_string())
+            .and_then(|c| run(&c, handles).map_err(|e| e.to_string())),
+        Command::Demo { rate, duration_secs, window_ms, sliding_ms } => demo(
+            DemoOptions {
+                rate,
+                duration: duration_secs.map(Duration::from_secs),
+                window_ms,
+                sliding_ms,
+                refresh: Duration::from_secs(2),
+            },
+            handles,
+        )
+        .map_err(|e| e.to_string()),
+        Command::Loadgen { brokers, topic, rate, count, seed } => {
+            crate::loadgen::publish(&brokers, &topic, rate, count, seed, &handles.shutdown)
+                .map_err(|e| e.to_string())
+        }
+        Command::Config { print_default, check } => {
+            if let Some(path) = check {
+                Config::load(Some(&path), std::env::vars())
+                    .map(|c| print!("{}", toml::to_string_pretty(&c).expect("config serializes")))
+                    .map_err(|e| e.to_string())
+            } else if print_default {
+                print!("{}", Config::default_toml());
+                Ok(())
+            } else {
+                Err("say --print-default or --check FILE".into())
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("glassbox: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
