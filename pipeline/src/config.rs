@@ -75,6 +75,9 @@ pub struct KafkaConfig {
     pub metrics_topic: String,
     /// Where undecodable and late records go, with the reason in headers.
     pub deadletter_topic: String,
+    /// glassbox's own bookkeeping: the durable frontier is committed, in the consumer group,
+    /// as the offset of this process's partition of this topic (see the README, "Offsets").
+    pub state_topic: String,
     /// Partitions of output topics that glassbox creates when they are missing.
     pub output_partitions: i32,
     /// Replication factor of output topics that glassbox creates.
@@ -94,6 +97,7 @@ impl Default for KafkaConfig {
             group_id: "glassbox".into(),
             metrics_topic: "glassbox.metrics".into(),
             deadletter_topic: "glassbox.deadletter".into(),
+            state_topic: "glassbox.state".into(),
             output_partitions: 4,
             output_replication: 1,
             auto_offset_reset: "earliest".into(),
@@ -278,6 +282,7 @@ impl Config {
             ("kafka.group_id", &k.group_id),
             ("kafka.metrics_topic", &k.metrics_topic),
             ("kafka.deadletter_topic", &k.deadletter_topic),
+            ("kafka.state_topic", &k.state_topic),
         ] {
             if v.trim().is_empty() {
                 return bad(field, "must not be empty".into());

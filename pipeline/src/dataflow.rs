@@ -20,7 +20,8 @@ use crate::config::Config;
 use crate::outbox::Outbox;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::{Sink, durable_sinks};
-use crate::source::{KafkaSource, SourceSettings, parse_metadata};
+use crate::offsets::CommitBoard;
+use crate::source::{KafkaSource, SourceSettings};
 use crate::telemetry::Counters;
 
 /// Why the pipeline could not start or stopped.
@@ -106,13 +107,16 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     let existing: Vec<&str> =
         md.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
-    let wanted = [&config.kafka.metrics_topic, &config.kafka.deadletter_topic];
+    let wanted = [
+        (&config.kafka.metrics_topic, config.kafka.output_partitions),
+        (&config.kafka.deadletter_topic, config.kafka.output_partitions),
+        // One partition per process of a timely cluster; a single process uses partition 0.
+        (&config.kafka.state_topic, 1),
+    ];
     let missing: Vec<NewTopic<'_>> = wanted
         .iter()
-        .filter(|t| !existing.contains(&t.as_str()))
-        .map(|t| {
-            NewTopic::new(t, config.kafka.output_partitions, TopicReplication::Fixed(config.kafka.output_replication))
-        })
+        .filter(|(t, _)| !existing.contains(&t.as_str()))
+        .map(|(t, partitions)| NewTopic::new(t, *partitions, TopicReplication::Fixed(config.kafka.output_replication)))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -146,21 +150,49 @@ fn resume_state(
     for p in partitions {
         tpl.add_partition(&config.kafka.input_topic, *p);
     }
+    tpl.add_partition(&config.kafka.state_topic, STATE_PARTITION);
     let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
     let mut offsets = BTreeMap::new();
     let mut resume = 0;
     for elem in committed.elements() {
+        if elem.topic() == config.kafka.state_topic {
+            if let Offset::Offset(f) = elem.offset() {
+                resume = resume.max(u64::try_from(f).unwrap_or(0));
+            }
+            continue;
+        }
         let start = match elem.offset() {
             Offset::Offset(o) => Offset::Offset(o),
             _ if config.kafka.auto_offset_reset == "latest" => Offset::End,
             _ => Offset::Beginning,
         };
         offsets.insert(elem.partition(), start);
-        if let Some(f) = parse_metadata(elem.metadata()) {
-            resume = resume.max(f);
-        }
     }
     Ok((offsets, resume))
+}
+
+/// This process's partition of the state topic.
+const STATE_PARTITION: i32 = 0;
+
+/// Commits the board's offsets and frontier in one request.
+fn commit_board(
+    consumer: &BaseConsumer,
+    config: &Config,
+    board: &std::sync::Mutex<CommitBoard>,
+    mode: CommitMode,
+    counters: &Counters,
+) {
+    let Some((offsets, frontier)) = board.lock().expect("commit board lock").take() else { return };
+    let mut tpl = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        let _ = tpl.add_partition_offset(&config.kafka.input_topic, partition, Offset::Offset(offset));
+    }
+    let frontier = i64::try_from(frontier).unwrap_or(i64::MAX);
+    let _ = tpl.add_partition_offset(&config.kafka.state_topic, STATE_PARTITION, Offset::Offset(frontier));
+    match consumer.commit(&tpl, mode) {
+        Ok(()) => Counters::inc(&counters.commits),
+        Err(e) => tracing::warn!(error = %e, "offset commit failed, will retry at the next interval"),
+    }
 }
 
 /// Runs the pipeline until `handles.shutdown` is set or, with `source.stop_when_idle`, the
@@ -182,14 +214,24 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
     let base = Arc::new(base);
     let offsets = Arc::new(offsets);
     let workers = config.source.workers;
-    let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        run_worker(worker, &config, &base, &offsets, resume_ms, &handles)
-    })
-    .map_err(PipelineError::Worker)?;
+    let board = Arc::new(std::sync::Mutex::new(CommitBoard::default()));
+    let guards = {
+        let (config, base, board) = (config.clone(), base.clone(), board.clone());
+        timely::execute(timely::Config::process(workers), move |worker| {
+            run_worker(worker, &config, &base, &offsets, resume_ms, &handles, &board)
+        })
+        .map_err(PipelineError::Worker)?
+    };
+    let mut failure = None;
     for result in guards.join() {
-        result.map_err(PipelineError::Worker)?.map_err(PipelineError::Worker)?;
+        if let Err(e) = result.map_err(PipelineError::Worker).and_then(|r| r.map_err(PipelineError::Worker)) {
+            failure.get_or_insert(e);
+        }
     }
-    Ok(())
+    // Every worker has deposited its last commit points: commit them, synchronously.
+    let consumer: BaseConsumer = base.as_ref().clone().set("group.id", &config.kafka.group_id).create()?;
+    commit_board(&consumer, &config, &board, CommitMode::Sync, &Counters::default());
+    failure.map_or(Ok(()), Err)
 }
 
 fn run_worker(
@@ -199,6 +241,7 @@ fn run_worker(
     offsets: &BTreeMap<i32, Offset>,
     resume_ms: u64,
     handles: &Handles,
+    board: &std::sync::Mutex<CommitBoard>,
 ) -> Result<(), String> {
     let (index, peers) = (worker.index(), worker.peers());
     let counters = handles.counters.clone();
@@ -275,6 +318,9 @@ fn run_worker(
         durable_sinks(metrics, sinks.clone(), views.clone(), dims.clone(), resume_ms, counters.clone())
     });
 
+    // Worker 0 commits for the whole process, so that offsets and frontier travel together.
+    let committer: BaseConsumer =
+        base.clone().set("group.id", &config.kafka.group_id).create().map_err(|e| format!("committer: {e}"))?;
     let commit_every = Duration::from_millis(config.source.commit_interval_ms);
     let log_every = Duration::from_millis(config.telemetry.log_interval_ms);
     let (mut last_commit, mut last_log) = (Instant::now(), Instant::now());
@@ -282,8 +328,8 @@ fn run_worker(
     loop {
         worker.step_or_park(Some(Duration::from_millis(10)));
         if handles.shutdown.load(Ordering::Relaxed) {
-            src.borrow_mut().commit(durable(), CommitMode::Sync);
-            tracing::info!(worker = index, "shutdown: committed durable offsets");
+            src.borrow_mut().deposit(durable(), board);
+            tracing::info!(worker = index, "shutdown: durable offsets handed to the final commit");
             // Open windows are abandoned, not flushed: a restart rebuilds them from the
             // committed offsets. Dropping the dataflow stops timely from running it to completion.
             worker.drop_dataflow(dataflow_id);
@@ -291,12 +337,15 @@ fn run_worker(
         }
         if probe.done() {
             // Only reached once every worker's input is finished and every sink acknowledged.
-            src.borrow_mut().commit(None, CommitMode::Sync);
-            tracing::info!(worker = index, "input finished, all windows durable and committed");
+            src.borrow_mut().deposit(None, board);
+            tracing::info!(worker = index, "input finished, all windows durable");
             break;
         }
         if last_commit.elapsed() >= commit_every {
-            src.borrow_mut().commit(durable(), CommitMode::Async);
+            src.borrow_mut().deposit(durable(), board);
+            if index == 0 {
+                commit_board(&committer, config, board, CommitMode::Async, &counters);
+            }
             last_commit = Instant::now();
         }
         if index == 0 && !log_every.is_zero() && last_log.elapsed() >= log_every {

@@ -8,7 +8,7 @@
 //! of derived times, which is a step function of the offset: only its steps are kept, so the
 //! state is a handful of entries per partition rather than one per record.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The commit bookkeeping of one partition.
 #[derive(Debug, Default)]
@@ -21,8 +21,6 @@ pub struct CommitTracker {
     steps: VecDeque<(i64, u64)>,
     /// Dead-letter copies not yet acknowledged.
     dead_letters: BTreeSet<i64>,
-    /// Last committed "next offset".
-    committed: Option<i64>,
 }
 
 impl CommitTracker {
@@ -45,8 +43,8 @@ impl CommitTracker {
         self.dead_letters.remove(&offset);
     }
 
-    /// The offset to commit now, given that every output at a time `< durable` is durable
-    /// (`None`: everything is durable), or `None` when there is nothing new to commit.
+    /// The offset that may be committed, given that every output at a time `< durable` is
+    /// durable (`None`: everything is), or `None` when nothing was consumed yet.
     pub fn commit_point(&mut self, durable: Option<u64>) -> Option<i64> {
         let next = self.next?;
         // Steps below the durable frontier are satisfied for good: the frontier only advances.
@@ -61,16 +59,50 @@ impl CommitTracker {
         if let Some(&first) = self.dead_letters.first() {
             point = point.min(first);
         }
-        if self.committed.is_some_and(|c| c >= point) {
-            return None;
-        }
-        self.committed = Some(point);
         Some(point)
     }
 
     /// The largest derived time seen.
     pub fn max_derived(&self) -> u64 {
         self.prefix_max
+    }
+}
+
+/// What the workers of one process may commit, gathered into one OffsetCommit request.
+///
+/// The request also carries the durable frontier, as the committed "offset" of this process's
+/// partition of the state topic: a broker may drop commit metadata (tansu 0.6 does), but it
+/// keeps offsets. At restart the largest such frontier tells which windows are already durable.
+/// Why the frontier stored is safe:
+/// - each worker deposits `min(durable, max derived time of its partitions + 1)`, never past
+///   the durable frontier, so every window before the stored maximum is durable;
+/// - a window at or after the stored maximum gets no record from below a committed offset
+///   (such a record's derived time is below both the frontier its offset was computed with
+///   and its worker's deposit), so a restart rebuilds it whole.
+#[derive(Debug, Default)]
+pub struct CommitBoard {
+    offsets: BTreeMap<i32, i64>,
+    frontier: u64,
+    dirty: bool,
+}
+
+impl CommitBoard {
+    /// A worker's commit points and frontier.
+    pub fn deposit(&mut self, points: impl IntoIterator<Item = (i32, i64)>, frontier: u64) {
+        for (partition, offset) in points {
+            if self.offsets.insert(partition, offset) != Some(offset) {
+                self.dirty = true;
+            }
+        }
+        if frontier > self.frontier {
+            self.frontier = frontier;
+            self.dirty = true;
+        }
+    }
+
+    /// The offsets and frontier to commit, if anything changed since the last call.
+    pub fn take(&mut self) -> Option<(BTreeMap<i32, i64>, u64)> {
+        std::mem::take(&mut self.dirty).then(|| (self.offsets.clone(), self.frontier))
     }
 }
 
@@ -92,7 +124,7 @@ mod tests {
         t.consumed(13, 180);
         assert_eq!(t.commit_point(Some(60)), Some(10)); // nothing durable yet
         assert_eq!(t.commit_point(Some(61)), Some(11)); // 60 durable: offset 10 done
-        assert_eq!(t.commit_point(Some(61)), None); // no progress, no commit
+        assert_eq!(t.commit_point(Some(61)), Some(11)); // no progress
         assert_eq!(t.commit_point(Some(121)), Some(13)); // 11 and 12 done, 13 owes 180
         assert_eq!(t.commit_point(None), Some(14)); // everything durable
     }
@@ -117,5 +149,19 @@ mod tests {
         // offset 1's window (60) is durable, but offset 0's (300) is not: nothing may be committed.
         assert_eq!(t.commit_point(Some(100)), Some(0));
         assert_eq!(t.commit_point(Some(301)), Some(2));
+    }
+
+    #[test]
+    fn the_board_keeps_the_largest_frontier_and_reports_changes_once() {
+        let mut b = CommitBoard::default();
+        assert_eq!(b.take(), None);
+        b.deposit([(0, 10)], 120);
+        b.deposit([(1, 7)], 60);
+        assert_eq!(b.take(), Some((BTreeMap::from([(0, 10), (1, 7)]), 120)));
+        assert_eq!(b.take(), None);
+        b.deposit([(1, 7)], 60);
+        assert_eq!(b.take(), None, "nothing new");
+        b.deposit([(1, 9)], 60);
+        assert_eq!(b.take(), Some((BTreeMap::from([(0, 10), (1, 9)]), 120)));
     }
 }

@@ -11,10 +11,10 @@
 //!   `stop_when_idle`, the capability is dropped and every window closes).
 //! - A span is emitted at the capability's time if its pane has not closed (`pane_end ≥`
 //!   watermark); otherwise it is late: counted, and dead-lettered with reason `late`.
-//! - Offsets: see [`crate::offsets`]. Each commit carries the durable frontier in its metadata;
-//!   after a restart, spans whose windows all ended before the largest committed frontier are
-//!   skipped (their results are already durable) and the sinks suppress windows before it, so
-//!   replay re-emits only windows it can rebuild whole, with the same key and content.
+//! - Offsets: see [`crate::offsets`]. Each commit carries the durable frontier (see
+//!   [`CommitBoard`]); after a restart, spans whose windows all ended before it are skipped
+//!   (their results are already durable) and the sinks suppress windows before it, so replay
+//!   re-emits only windows it can rebuild whole, with the same key and content.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -25,21 +25,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use glassbox_operators::panes::pane_end;
 use glassbox_operators::{Dimensions, SpanFacts, Views};
 use glassbox_schemas::JsonDecoder;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::offsets::CommitTracker;
+use crate::offsets::{CommitBoard, CommitTracker};
 use crate::outbox::{Outbox, Tag};
 use crate::telemetry::Counters;
-
-/// Prefix of the commit metadata that carries the durable frontier.
-pub const METADATA_PREFIX: &str = "glassbox/1 durable_ms=";
-
-/// Parses commit metadata written by glassbox; anything else reads as no frontier.
-pub fn parse_metadata(metadata: &str) -> Option<u64> {
-    metadata.strip_prefix(METADATA_PREFIX)?.trim().parse().ok()
-}
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
@@ -50,6 +45,44 @@ struct Partition {
     max_event_ms: Option<u64>,
     last_record: Instant,
     commits: CommitTracker,
+    /// Where reading started: `Offset::Offset(n)`, `Beginning` or `End`.
+    start: Offset,
+    /// Next offset to read, once a record was read.
+    position: Option<i64>,
+    /// When the partition was last found to have nothing left to read.
+    caught_up_at: Option<Instant>,
+}
+
+impl Partition {
+    /// Quiet for the idle timeout *and* caught up with the broker: only then may it stop
+    /// holding the watermark back. Quiet alone is not enough: a partition can be starved by a
+    /// busier one while it still has a backlog, and its records would all turn out late.
+    fn idle(&mut self, topic: &str, partition: i32, consumer: &BaseConsumer, idle: Duration, now: Instant) -> bool {
+        if now.duration_since(self.last_record) < idle {
+            return false;
+        }
+        if self.caught_up_at.is_some_and(|at| at >= self.last_record && now.duration_since(at) < idle) {
+            return true;
+        }
+        // tansu reports the high watermark as the last batch's base offset + 1, so "position ≥
+        // high" is what caught up looks like there; on Kafka it is exact.
+        let caught_up = match consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) {
+            Ok((low, high)) => match (self.position, self.start) {
+                (Some(pos), _) => pos >= high,
+                (None, Offset::Offset(o)) => o >= high,
+                (None, Offset::End) => true,
+                (None, _) => high <= low,
+            },
+            Err(e) => {
+                tracing::warn!(partition, error = %e, "cannot fetch watermarks; partition counts as active");
+                false
+            }
+        };
+        if caught_up {
+            self.caught_up_at = Some(now);
+        }
+        caught_up
+    }
 }
 
 /// Settings of a worker's source.
@@ -83,7 +116,9 @@ pub struct SourceSettings {
 
 /// One worker's share of the input: its consumer, partitions, watermark and commits.
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    consumer: Arc<BaseConsumer>,
+    /// One queue per owned partition, read round-robin so that no partition starves another.
+    queues: Vec<PartitionQueue<DefaultConsumerContext>>,
     inner: Inner,
     watermark: u64,
     all_idle_since: Option<Instant>,
@@ -123,13 +158,33 @@ impl KafkaSource {
             tpl.add_partition_offset(&settings.topic, *p, *offset)?;
         }
         consumer.assign(&tpl)?;
+        let consumer = Arc::new(consumer);
+        let queues = partitions
+            .iter()
+            .map(|(p, _)| {
+                consumer.split_partition_queue(&settings.topic, *p).ok_or(KafkaError::Subscription(format!(
+                    "cannot split the queue of partition {p}"
+                )))
+            })
+            .collect::<Result<_, _>>()?;
         let now = Instant::now();
         let partitions = partitions
             .iter()
-            .map(|(p, _)| (*p, Partition { max_event_ms: None, last_record: now, commits: CommitTracker::default() }))
+            .map(|(p, start)| {
+                let state = Partition {
+                    max_event_ms: None,
+                    last_record: now,
+                    commits: CommitTracker::default(),
+                    start: *start,
+                    position: None,
+                    caught_up_at: None,
+                };
+                (*p, state)
+            })
             .collect();
         Ok(Self {
             consumer,
+            queues,
             inner: Inner { settings, decoder, partitions, outbox, counters },
             watermark: 0,
             all_idle_since: None,
@@ -154,18 +209,18 @@ impl KafkaSource {
             }
         } else {
             let now_ms = now_ms();
-            while records < self.inner.settings.max_records {
-                let Some(result) = self.consumer.poll(Duration::ZERO) else { break };
-                match result {
-                    Ok(msg) => {
-                        records += 1;
-                        let (partition, offset) = (msg.partition(), msg.offset());
-                        let key = msg.key().map(<[u8]>::to_vec).unwrap_or_default();
-                        let payload = msg.payload().unwrap_or_default();
-                        self.inner.record(partition, offset, key, payload, cap_time, now_ms, out);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
+            let budget = (self.inner.settings.max_records / self.queues.len().max(1)).max(1);
+            for queue in &self.queues {
+                for _ in 0..budget {
+                    let Some(result) = queue.poll(Duration::ZERO) else { break };
+                    records += 1;
+                    self.inner.message(result, cap_time, now_ms, out);
                 }
+            }
+            // The main queue serves callbacks, and any record fetched before the split.
+            while let Some(result) = self.consumer.poll(Duration::ZERO) {
+                records += 1;
+                self.inner.message(result, cap_time, now_ms, out);
             }
         }
         for (partition, offset) in self.inner.outbox.borrow_mut().take_dead_letter_acks() {
@@ -184,8 +239,9 @@ impl KafkaSource {
         let mut candidate: Option<u64> = None;
         let mut any_active = false;
         let mut blocked = false;
-        for p in self.inner.partitions.values() {
-            if now.duration_since(p.last_record) < idle {
+        let topic = &self.inner.settings.topic;
+        for (&partition, p) in self.inner.partitions.iter_mut() {
+            if !p.idle(topic, partition, &self.consumer, idle, now) {
                 any_active = true;
                 match p.max_event_ms {
                     // An active partition we know nothing about holds the watermark where it is.
@@ -221,38 +277,46 @@ impl KafkaSource {
         self.finished
     }
 
-    /// Commits, per partition, the offset whose outputs are all durable. `durable`: every
-    /// output before this time is acknowledged by every sink (`None`: every output is).
-    pub fn commit(&mut self, durable: Option<u64>, mode: CommitMode) {
+    /// Deposits, per partition, the offset whose outputs are all durable, and this worker's
+    /// frontier (see [`CommitBoard`]). `durable`: every output before this time is acknowledged
+    /// by every sink (`None`: every output is).
+    pub fn deposit(&mut self, durable: Option<u64>, board: &std::sync::Mutex<CommitBoard>) {
         for (partition, offset) in self.inner.outbox.borrow_mut().take_dead_letter_acks() {
             if let Some(p) = self.inner.partitions.get_mut(&partition) {
                 p.commits.dead_letter_acked(offset);
             }
         }
-        let mut tpl = TopicPartitionList::new();
+        let mut points = Vec::new();
+        let mut max_derived = 0;
         for (&partition, p) in self.inner.partitions.iter_mut() {
-            let Some(offset) = p.commits.commit_point(durable) else { continue };
-            // The frontier recorded with the offset: never past what this partition has fed
-            // (a finished run's frontier is empty, but later input may still come).
-            let frontier = durable.unwrap_or(u64::MAX).min(p.commits.max_derived().saturating_add(1));
-            let added = tpl.add_partition_offset(&self.inner.settings.topic, partition, Offset::Offset(offset));
-            if added.is_ok()
-                && let Some(mut elem) = tpl.find_partition(&self.inner.settings.topic, partition)
-            {
-                elem.set_metadata(format!("{METADATA_PREFIX}{frontier}"));
+            if let Some(offset) = p.commits.commit_point(durable) {
+                points.push((partition, offset));
             }
+            max_derived = max_derived.max(p.commits.max_derived());
         }
-        if tpl.count() == 0 {
-            return;
-        }
-        match self.consumer.commit(&tpl, mode) {
-            Ok(()) => Counters::inc(&self.inner.counters.commits),
-            Err(e) => tracing::warn!(error = %e, "offset commit failed, will retry at the next interval"),
-        }
+        let frontier = durable.unwrap_or(u64::MAX).min(max_derived.saturating_add(1));
+        board.lock().expect("commit board lock").deposit(points, frontier);
     }
 }
 
 impl Inner {
+    fn message(
+        &mut self,
+        result: KafkaResult<BorrowedMessage<'_>>,
+        cap_time: u64,
+        now_ms: u64,
+        out: &mut Vec<SpanFacts>,
+    ) {
+        match result {
+            Ok(msg) => {
+                let key = msg.key().map(<[u8]>::to_vec).unwrap_or_default();
+                let payload = msg.payload().unwrap_or_default();
+                self.record(msg.partition(), msg.offset(), key, payload, cap_time, now_ms, out);
+            }
+            Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
@@ -270,6 +334,7 @@ impl Inner {
             return;
         };
         p.last_record = Instant::now();
+        p.position = Some(offset + 1);
         let span = match self.decoder.decode(payload, now_ms) {
             Ok(span) => span,
             Err(e) => {
