@@ -27,7 +27,10 @@ fn glassbox(t: &Topics, stop_when_idle: bool) -> Child {
         .env("GLASSBOX_SOURCE__IDLE_TIMEOUT_MS", "2000")
         .env("GLASSBOX_SOURCE__COMMIT_INTERVAL_MS", "200")
         .env("GLASSBOX_SOURCE__MAX_RECORDS_PER_ACTIVATION", "200")
-        .env("GLASSBOX_SOURCE__STOP_WHEN_IDLE", stop_when_idle.to_string())
+        .env(
+            "GLASSBOX_SOURCE__STOP_WHEN_IDLE",
+            stop_when_idle.to_string(),
+        )
         .env("GLASSBOX_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -47,7 +50,10 @@ fn sigkill_mid_stream_then_restart_yields_exactly_the_ground_truth() {
     let start_ms = (now_ms() - 2 * 3_600_000) / 60_000 * 60_000;
     let mut generator = Generator::new(11, start_ms, 100.0);
     let spans: Vec<GenSpan> = (0..100_000).map(|_| generator.next_span()).collect();
-    let records: Vec<(String, Vec<u8>)> = spans.iter().map(|s| (s.trace_id.clone(), s.to_json())).collect();
+    let records: Vec<(String, Vec<u8>)> = spans
+        .iter()
+        .map(|s| (s.trace_id.clone(), s.to_json()))
+        .collect();
     produce(&t.input, &records);
 
     // First run: wait until windows are flowing, then SIGKILL it mid-stream.
@@ -56,11 +62,17 @@ fn sigkill_mid_stream_then_restart_yields_exactly_the_ground_truth() {
     loop {
         std::thread::sleep(Duration::from_millis(500));
         let emitted = consume_all(&t.metrics, Duration::from_millis(300)).len();
-        assert!(first.try_wait().unwrap().is_none(), "the first run must still be running");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run must still be running"
+        );
         if emitted >= 200 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(180), "no windows from the first run");
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "no windows from the first run"
+        );
     }
     first.kill().expect("SIGKILL");
     first.wait().unwrap();
@@ -77,7 +89,12 @@ fn sigkill_mid_stream_then_restart_yields_exactly_the_ground_truth() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let mut log = String::new();
-    second.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     assert!(status.success(), "second run failed: {log}");
     // It resumed from a recorded durable frontier, rather than starting over.
     let resume: u64 = log
@@ -86,13 +103,23 @@ fn sigkill_mid_stream_then_restart_yields_exactly_the_ground_truth() {
         .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
         .expect("the start-up log names resume_ms");
-    assert!(resume > start_ms, "the restart resumed from a durable frontier ({resume}): {log}");
+    assert!(
+        resume > start_ms,
+        "the restart resumed from a durable frontier ({resume}): {log}"
+    );
 
     // Each partition's spans are in event-time order: nothing is late, nothing is dead-lettered.
     let dlq = consume_all(&t.dlq, Duration::from_secs(1));
     let reasons: Vec<_> = dlq.iter().take(3).map(|r| r.headers.clone()).collect();
-    assert!(dlq.is_empty(), "{} dead letters, e.g. {reasons:?}", dlq.len());
+    assert!(
+        dlq.is_empty(),
+        "{} dead letters, e.g. {reasons:?}",
+        dlq.len()
+    );
     let metrics = consume_all(&t.metrics, Duration::from_secs(3));
     assert!(metrics.len() > before, "the second run emitted the rest");
-    assert_metrics_match(&metrics, ground_truth(&spans, &glassbox::config::Config::default().metrics.views()));
+    assert_metrics_match(
+        &metrics,
+        ground_truth(&spans, &glassbox::config::Config::default().metrics.views()),
+    );
 }

@@ -58,13 +58,18 @@ fn spans_through_tansu_become_exact_windows_and_bad_records_are_dead_lettered() 
         std::thread::spawn(move || run(&config, handles))
     };
     let total = records.len() as u64;
-    wait_for("the pipeline to read everything", Duration::from_secs(300), || {
-        handles.counters.consumed.load(Ordering::Relaxed) >= total
-    });
+    wait_for(
+        "the pipeline to read everything",
+        Duration::from_secs(300),
+        || handles.counters.consumed.load(Ordering::Relaxed) >= total,
+    );
     // Late spans: their windows closed long ago (the watermark is ~17 minutes past them).
     let mut late_generator = Generator::new(8, start_ms + 1_000, 10.0);
     let late_spans: Vec<GenSpan> = (0..40).map(|_| late_generator.next_span()).collect();
-    let late: Vec<(String, Vec<u8>)> = late_spans.iter().map(|s| (s.trace_id.clone(), s.to_json())).collect();
+    let late: Vec<(String, Vec<u8>)> = late_spans
+        .iter()
+        .map(|s| (s.trace_id.clone(), s.to_json()))
+        .collect();
     // Only model calls count (and can be late); other spans are read and ignored.
     let late_calls = late_spans.iter().filter(|s| s.kind == "llm").count();
     produce(&input, &late);
@@ -82,15 +87,27 @@ fn spans_through_tansu_become_exact_windows_and_bad_records_are_dead_lettered() 
     let dlq = consume_all(&config.kafka.deadletter_topic, Duration::from_secs(3));
     let mut got_dlq: BTreeMap<String, usize> = BTreeMap::new();
     for r in &dlq {
-        *got_dlq.entry(r.headers["glassbox.reason"].clone()).or_default() += 1;
+        *got_dlq
+            .entry(r.headers["glassbox.reason"].clone())
+            .or_default() += 1;
         assert_eq!(r.headers["glassbox.source.topic"], input);
-        assert!(r.headers["glassbox.source.partition"].parse::<i32>().is_ok());
+        assert!(
+            r.headers["glassbox.source.partition"]
+                .parse::<i32>()
+                .is_ok()
+        );
         assert!(r.headers["glassbox.source.offset"].parse::<i64>().is_ok());
         assert!(!r.headers["glassbox.error"].is_empty());
     }
-    let mut want_dlq: BTreeMap<String, usize> = expected_dlq.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    let mut want_dlq: BTreeMap<String, usize> = expected_dlq
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect();
     want_dlq.insert("late".into(), late_calls);
-    assert_eq!(got_dlq, want_dlq, "every bad record reached the dead-letter topic with its reason");
+    assert_eq!(
+        got_dlq, want_dlq,
+        "every bad record reached the dead-letter topic with its reason"
+    );
 
     let metrics = consume_all(&config.kafka.metrics_topic, Duration::from_secs(3));
     let truth = ground_truth(&spans, &config.metrics.views());

@@ -28,7 +28,11 @@ pub struct Dimensions(pub Vec<String>);
 
 impl Default for Dimensions {
     fn default() -> Self {
-        Self(["provider", "model", "tenant", "feature"].map(String::from).to_vec())
+        Self(
+            ["provider", "model", "tenant", "feature"]
+                .map(String::from)
+                .to_vec(),
+        )
     }
 }
 

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::facts::SpanFacts;
 
 /// Exact counts and sums. Durations in microseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Figures {
     /// How many records this difference stands for (spans for totals, values for a bucket).
     pub n: i64,
@@ -46,7 +48,10 @@ pub struct Figures {
 impl Figures {
     /// A lone count, for a sketch bucket or an error class.
     pub fn count(n: i64) -> Self {
-        Self { n, ..Self::default() }
+        Self {
+            n,
+            ..Self::default()
+        }
     }
 
     /// The totals one span contributes.

@@ -104,10 +104,13 @@ pub fn window_metrics<'scope>(
     facts: StreamVec<'scope, u64, SpanFacts>,
     views: &Views,
 ) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
-    expand(panes(facts, views.pane_ms), views).reduce_named("WindowMetrics", |_key, input, output| {
-        let m = WindowMetrics::from_parts(input.iter().map(|(part, fig)| (*part, *fig)));
-        if m.totals.requests > 0 {
-            output.push((m, 1));
-        }
-    })
+    expand(panes(facts, views.pane_ms), views).reduce_named(
+        "WindowMetrics",
+        |_key, input, output| {
+            let m = WindowMetrics::from_parts(input.iter().map(|(part, fig)| (*part, *fig)));
+            if m.totals.requests > 0 {
+                output.push((m, 1));
+            }
+        },
+    )
 }

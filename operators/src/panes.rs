@@ -55,12 +55,21 @@ impl PaneAcc {
         if let Some(class) = f.error {
             *self.errors.entry(class).or_default() += 1;
         }
-        *self.buckets.entry((Metric::Latency, bucket_of(f.latency_us))).or_default() += 1;
+        *self
+            .buckets
+            .entry((Metric::Latency, bucket_of(f.latency_us)))
+            .or_default() += 1;
         if let Some(v) = f.ttft_us {
-            *self.buckets.entry((Metric::Ttft, bucket_of(v))).or_default() += 1;
+            *self
+                .buckets
+                .entry((Metric::Ttft, bucket_of(v)))
+                .or_default() += 1;
         }
         if let Some(v) = f.tpot_us {
-            *self.buckets.entry((Metric::Tpot, bucket_of(v))).or_default() += 1;
+            *self
+                .buckets
+                .entry((Metric::Tpot, bucket_of(v)))
+                .or_default() += 1;
         }
     }
 }

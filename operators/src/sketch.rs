@@ -102,7 +102,10 @@ pub fn summarize(buckets: impl Iterator<Item = (i32, i64)> + Clone) -> Option<Su
     let mut count = 0;
     let (mut first, mut last) = (None, None);
     for (b, c) in buckets.clone() {
-        assert!(c >= 0, "sketch bucket {b} has negative count {c}: retraction without insertion");
+        assert!(
+            c >= 0,
+            "sketch bucket {b} has negative count {c}: retraction without insertion"
+        );
         if c > 0 {
             count += c;
             first.get_or_insert(b);

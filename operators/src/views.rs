@@ -46,17 +46,23 @@ impl Views {
     /// The default: 60 s tumbling windows and a 5 min view sliding every minute.
     pub fn standard(pane_ms: u64, sliding_ms: u64) -> Self {
         let name = |prefix: &str, ms: u64| {
-            if ms % 60_000 == 0 {
+            if ms.is_multiple_of(60_000) {
                 format!("{prefix}_{}m", ms / 60_000)
-            } else if ms % 1_000 == 0 {
+            } else if ms.is_multiple_of(1_000) {
                 format!("{prefix}_{}s", ms / 1_000)
             } else {
                 format!("{prefix}_{ms}ms")
             }
         };
-        let mut views = vec![View { name: name("tumbling", pane_ms), length_ms: pane_ms }];
+        let mut views = vec![View {
+            name: name("tumbling", pane_ms),
+            length_ms: pane_ms,
+        }];
         if sliding_ms > pane_ms {
-            views.push(View { name: name("sliding", sliding_ms), length_ms: sliding_ms });
+            views.push(View {
+                name: name("sliding", sliding_ms),
+                length_ms: sliding_ms,
+            });
         }
         Self { pane_ms, views }
     }
@@ -80,7 +86,12 @@ impl Views {
     /// The latest window end (ms) a span starting at `start_ms` contributes to, over all views:
     /// once every output up to it is durable, the span's offset may be committed.
     pub fn last_window_end(&self, start_ms: u64) -> u64 {
-        let longest = self.views.iter().map(|v| v.length_ms).max().unwrap_or(self.pane_ms);
+        let longest = self
+            .views
+            .iter()
+            .map(|v| v.length_ms)
+            .max()
+            .unwrap_or(self.pane_ms);
         crate::panes::pane_end(start_ms, self.pane_ms) + longest - self.pane_ms
     }
 
@@ -116,11 +127,18 @@ pub fn expand<'scope>(
     panes
         .inner
         .flat_map(move |(((series, pane_end), part), time, figures)| {
-            debug_assert_eq!(time, pane_end, "pane contributions arrive at their pane's end");
+            debug_assert_eq!(
+                time, pane_end,
+                "pane contributions arrive at their pane's end"
+            );
             let mut out = Vec::new();
             for &(view, length) in &lengths {
                 for end_ms in (pane_end..pane_end + length).step_by(w as usize) {
-                    let key = WindowKey { view, series: series.clone(), end_ms };
+                    let key = WindowKey {
+                        view,
+                        series: series.clone(),
+                        end_ms,
+                    };
                     let mut retract = figures;
                     retract.negate();
                     out.push(((key.clone(), part.clone()), end_ms, figures));

@@ -70,12 +70,26 @@ fn tumbling_and_sliding_windows_emit_once_and_retract_one_slide_later() {
     err.error = Some("timeout".into());
     let out = run(
         views,
-        vec![(1_000, vec![fact("a", 1_000, 1_000)]), (15_000, vec![err, fact("b", 16_000, 3_000)])],
+        vec![
+            (1_000, vec![fact("a", 1_000, 1_000)]),
+            (15_000, vec![err, fact("b", 16_000, 3_000)]),
+        ],
     );
     // (view, series, window end, requests, errors, input tokens) at (time, diff)
     let got: Vec<_> = out
         .iter()
-        .map(|((k, m), t, d)| (k.view, k.series.0[0].clone(), k.end_ms, m.totals.requests, m.totals.errors, m.totals.input_tokens, *t, *d))
+        .map(|((k, m), t, d)| {
+            (
+                k.view,
+                k.series.0[0].clone(),
+                k.end_ms,
+                m.totals.requests,
+                m.totals.errors,
+                m.totals.input_tokens,
+                *t,
+                *d,
+            )
+        })
         .collect();
     let a = || "a".to_owned();
     let b = || "b".to_owned();
@@ -106,7 +120,12 @@ fn tumbling_and_sliding_windows_emit_once_and_retract_one_slide_later() {
     got.sort();
     assert_eq!(got, expected);
     // Errors by class, and the window's exact latency sum.
-    let ((_, m), _, _) = out.iter().find(|((k, _), _, d)| k.view == 0 && k.end_ms == 20_000 && k.series == series("a") && *d > 0).unwrap();
+    let ((_, m), _, _) = out
+        .iter()
+        .find(|((k, _), _, d)| {
+            k.view == 0 && k.end_ms == 20_000 && k.series == series("a") && *d > 0
+        })
+        .unwrap();
     assert_eq!(m.errors_by_type, vec![("timeout".to_owned(), 1)]);
     assert_eq!(m.totals.latency_sum_us, 2_000);
 }
@@ -115,8 +134,18 @@ fn tumbling_and_sliding_windows_emit_once_and_retract_one_slide_later() {
 fn identical_consecutive_windows_are_both_emitted() {
     // Same figures in two consecutive panes must not cancel out.
     let views = Views::standard(10_000, 10_000);
-    let out = run(views, vec![(1_000, vec![fact("a", 1_000, 500)]), (11_000, vec![fact("a", 11_000, 500)])]);
-    let inserted: Vec<u64> = out.iter().filter(|(_, _, d)| *d > 0).map(|((k, _), _, _)| k.end_ms).collect();
+    let out = run(
+        views,
+        vec![
+            (1_000, vec![fact("a", 1_000, 500)]),
+            (11_000, vec![fact("a", 11_000, 500)]),
+        ],
+    );
+    let inserted: Vec<u64> = out
+        .iter()
+        .filter(|(_, _, d)| *d > 0)
+        .map(|((k, _), _, _)| k.end_ms)
+        .collect();
     assert_eq!(inserted, vec![10_000, 20_000]);
 }
 
@@ -153,7 +182,11 @@ fn check_quantiles(summary: Option<&glassbox_operators::Summary>, values: &mut [
     assert!(within(s.max_us, *values.last().unwrap()), "{what} max");
     for (i, q) in QUANTILES.iter().enumerate() {
         let exact = values[rank(*q, values.len() as i64) as usize];
-        assert!(within(s.quantiles_us[i], exact), "{what} q{q}: {} vs exact {exact}", s.quantiles_us[i]);
+        assert!(
+            within(s.quantiles_us[i], exact),
+            "{what} q{q}: {} vs exact {exact}",
+            s.quantiles_us[i]
+        );
     }
 }
 
@@ -174,9 +207,16 @@ fn oracle_random_spans_agree_exactly_on_counts_and_within_alpha_on_quantiles() {
                 f.output_tokens = rng.random_range(0..800);
                 f.cache_read_tokens = f.input_tokens / 3;
                 f.reasoning_tokens = rng.random_range(0..50);
-                f.ttft_us = rng.random_bool(0.6).then(|| rng.random_range(0..f.latency_us + 1));
-                f.tpot_us = f.ttft_us.filter(|_| f.output_tokens > 1).map(|t| (f.latency_us - t) / (f.output_tokens - 1));
-                f.error = rng.random_bool(0.1).then(|| ["timeout", "rate_limited"][rng.random_range(0..2)].to_owned());
+                f.ttft_us = rng
+                    .random_bool(0.6)
+                    .then(|| rng.random_range(0..f.latency_us + 1));
+                f.tpot_us = f
+                    .ttft_us
+                    .filter(|_| f.output_tokens > 1)
+                    .map(|t| (f.latency_us - t) / (f.output_tokens - 1));
+                f.error = rng
+                    .random_bool(0.1)
+                    .then(|| ["timeout", "rate_limited"][rng.random_range(0..2)].to_owned());
                 f.truncated = rng.random_bool(0.05);
                 f
             })
@@ -189,8 +229,17 @@ fn oracle_random_spans_agree_exactly_on_counts_and_within_alpha_on_quantiles() {
             let time = max_seen.saturating_sub(lateness);
             let time = batches.last().map_or(time, |(t, _)| time.max(*t));
             // The contract: no span arrives after its pane closed.
-            let chunk: Vec<SpanFacts> = chunk.iter().filter(|f| (f.start_ms / pane + 1) * pane >= time).cloned().collect();
-            max_seen = chunk.iter().map(|f| f.start_ms).max().unwrap_or(0).max(max_seen);
+            let chunk: Vec<SpanFacts> = chunk
+                .iter()
+                .filter(|f| (f.start_ms / pane + 1) * pane >= time)
+                .cloned()
+                .collect();
+            max_seen = chunk
+                .iter()
+                .map(|f| f.start_ms)
+                .max()
+                .unwrap_or(0)
+                .max(max_seen);
             batches.push((time, chunk));
         }
         let admitted: Vec<SpanFacts> = batches.iter().flat_map(|(_, c)| c.clone()).collect();
@@ -200,7 +249,9 @@ fn oracle_random_spans_agree_exactly_on_counts_and_within_alpha_on_quantiles() {
             let pane_end = (f.start_ms / pane + 1) * pane;
             for (view, v) in views.views.iter().enumerate() {
                 for end in (pane_end..pane_end + v.length_ms).step_by(pane as usize) {
-                    let o = oracle.entry((view as u8, f.series.clone(), end)).or_default();
+                    let o = oracle
+                        .entry((view as u8, f.series.clone(), end))
+                        .or_default();
                     o.requests += 1;
                     o.errors += i64::from(f.error.is_some());
                     o.truncations += i64::from(f.truncated);
@@ -226,24 +277,61 @@ fn oracle_random_spans_agree_exactly_on_counts_and_within_alpha_on_quantiles() {
             if *r > 0 {
                 assert_eq!(*t, d.0.end_ms, "a window is emitted at its end");
             } else {
-                assert_eq!(*t, d.0.end_ms + pane, "a window is retracted one pane after its end");
+                assert_eq!(
+                    *t,
+                    d.0.end_ms + pane,
+                    "a window is retracted one pane after its end"
+                );
             }
             *net.entry(d.clone()).or_default() += r;
         }
-        assert!(net.values().all(|r| *r == 0), "seed {seed}: every window retracted");
+        assert!(
+            net.values().all(|r| *r == 0),
+            "seed {seed}: every window retracted"
+        );
 
         let inserted: Vec<_> = out.iter().filter(|(_, _, r)| *r > 0).collect();
-        assert_eq!(inserted.len(), oracle.len(), "seed {seed}: one record per non-empty window");
+        assert_eq!(
+            inserted.len(),
+            oracle.len(),
+            "seed {seed}: one record per non-empty window"
+        );
         for ((key, m), _, r) in inserted {
             assert_eq!(*r, 1);
-            let o = oracle.get_mut(&(key.view, key.series.clone(), key.end_ms)).expect("window in oracle");
+            let o = oracle
+                .get_mut(&(key.view, key.series.clone(), key.end_ms))
+                .expect("window in oracle");
             let t = &m.totals;
             assert_eq!(
-                (t.requests, t.errors, t.truncations, t.input_tokens, t.output_tokens, t.cache_read_tokens, t.reasoning_tokens, t.latency_sum_us),
-                (o.requests, o.errors, o.truncations, o.input, o.output, o.cache_read, o.reasoning, o.latency_sum),
+                (
+                    t.requests,
+                    t.errors,
+                    t.truncations,
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.cache_read_tokens,
+                    t.reasoning_tokens,
+                    t.latency_sum_us
+                ),
+                (
+                    o.requests,
+                    o.errors,
+                    o.truncations,
+                    o.input,
+                    o.output,
+                    o.cache_read,
+                    o.reasoning,
+                    o.latency_sum
+                ),
                 "seed {seed} {key:?}"
             );
-            assert_eq!(m.errors_by_type, o.errors_by_type.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>());
+            assert_eq!(
+                m.errors_by_type,
+                o.errors_by_type
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect::<Vec<_>>()
+            );
             check_quantiles(m.latency.as_ref(), &mut o.latencies, "latency");
             check_quantiles(m.ttft.as_ref(), &mut o.ttfts, "ttft");
             check_quantiles(m.tpot.as_ref(), &mut o.tpots, "tpot");

@@ -5,13 +5,17 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::dataflow::{Handles, run};
 use crate::demo::{DemoOptions, demo};
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "glassbox", version, about = "Real-time metrics for LLM applications, from spans on Kafka")]
+#[command(
+    name = "glassbox",
+    version,
+    about = "Real-time metrics for LLM applications, from spans on Kafka"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,7 +95,12 @@ pub fn main() -> ExitCode {
         Command::Run { config } => Config::load(config.as_deref(), std::env::vars())
             .map_err(|e| e.to_string())
             .and_then(|c| run(&c, handles).map_err(|e| e.to_string())),
-        Command::Demo { rate, duration_secs, window_ms, sliding_ms } => demo(
+        Command::Demo {
+            rate,
+            duration_secs,
+            window_ms,
+            sliding_ms,
+        } => demo(
             DemoOptions {
                 rate,
                 duration: duration_secs.map(Duration::from_secs),
@@ -102,11 +111,18 @@ pub fn main() -> ExitCode {
             handles,
         )
         .map_err(|e| e.to_string()),
-        Command::Loadgen { brokers, topic, rate, count, seed } => {
-            crate::loadgen::publish(&brokers, &topic, rate, count, seed, &handles.shutdown)
-                .map_err(|e| e.to_string())
-        }
-        Command::Config { print_default, check } => {
+        Command::Loadgen {
+            brokers,
+            topic,
+            rate,
+            count,
+            seed,
+        } => crate::loadgen::publish(&brokers, &topic, rate, count, seed, &handles.shutdown)
+            .map_err(|e| e.to_string()),
+        Command::Config {
+            print_default,
+            check,
+        } => {
             if let Some(path) = check {
                 Config::load(Some(&path), std::env::vars())
                     .map(|c| print!("{}", toml::to_string_pretty(&c).expect("config serializes")))

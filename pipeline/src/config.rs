@@ -197,7 +197,11 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { dimensions: Dimensions::default().0, window_ms: 60_000, sliding_ms: 300_000 }
+        Self {
+            dimensions: Dimensions::default().0,
+            window_ms: 60_000,
+            sliding_ms: 300_000,
+        }
     }
 }
 
@@ -223,7 +227,9 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { log_interval_ms: 10_000 }
+        Self {
+            log_interval_ms: 10_000,
+        }
     }
 }
 
@@ -234,8 +240,10 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let text = match path {
-            Some(p) => std::fs::read_to_string(p)
-                .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?,
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.display().to_string(),
+                source,
+            })?,
             None => String::new(),
         };
         Self::from_toml(&text, env)
@@ -246,9 +254,13 @@ impl Config {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut tree: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        let mut tree: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
         for (key, value) in env {
-            let Some(path) = key.strip_prefix("GLASSBOX_") else { continue };
+            let Some(path) = key.strip_prefix("GLASSBOX_") else {
+                continue;
+            };
             if !path.contains("__") {
                 continue; // GLASSBOX_LOG and friends are not config fields
             }
@@ -258,7 +270,8 @@ impl Config {
                 .ok()
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or(toml::Value::String(value));
-            insert(&mut tree, &parts, parsed).map_err(|m| ConfigError::Parse(format!("{key}: {m}")))?;
+            insert(&mut tree, &parts, parsed)
+                .map_err(|m| ConfigError::Parse(format!("{key}: {m}")))?;
         }
         let config: Config = toml::Value::Table(tree)
             .try_into()
@@ -289,20 +302,38 @@ impl Config {
             }
         }
         if k.output_partitions < 1 {
-            return bad("kafka.output_partitions", format!("must be at least 1, got {}", k.output_partitions));
+            return bad(
+                "kafka.output_partitions",
+                format!("must be at least 1, got {}", k.output_partitions),
+            );
         }
         if k.output_replication < 1 {
-            return bad("kafka.output_replication", format!("must be at least 1, got {}", k.output_replication));
+            return bad(
+                "kafka.output_replication",
+                format!("must be at least 1, got {}", k.output_replication),
+            );
         }
         if !matches!(k.auto_offset_reset.as_str(), "earliest" | "latest") {
-            return bad("kafka.auto_offset_reset", format!("must be `earliest` or `latest`, got `{}`", k.auto_offset_reset));
+            return bad(
+                "kafka.auto_offset_reset",
+                format!(
+                    "must be `earliest` or `latest`, got `{}`",
+                    k.auto_offset_reset
+                ),
+            );
         }
         let s = &self.source;
         if s.workers == 0 || s.workers > 256 {
-            return bad("source.workers", format!("must be 1..=256, got {}", s.workers));
+            return bad(
+                "source.workers",
+                format!("must be 1..=256, got {}", s.workers),
+            );
         }
         if s.max_records_per_activation == 0 {
-            return bad("source.max_records_per_activation", "must be positive".into());
+            return bad(
+                "source.max_records_per_activation",
+                "must be positive".into(),
+            );
         }
         if s.idle_timeout_ms == 0 {
             return bad("source.idle_timeout_ms", "must be positive".into());
@@ -326,14 +357,20 @@ impl Config {
         if m.window_ms == 0 {
             return bad("metrics.window_ms", "must be positive".into());
         }
-        if m.sliding_ms != 0 && m.sliding_ms % m.window_ms != 0 {
+        if m.sliding_ms != 0 && !m.sliding_ms.is_multiple_of(m.window_ms) {
             return bad(
                 "metrics.sliding_ms",
-                format!("must be a multiple of metrics.window_ms ({}), got {}", m.window_ms, m.sliding_ms),
+                format!(
+                    "must be a multiple of metrics.window_ms ({}), got {}",
+                    m.window_ms, m.sliding_ms
+                ),
             );
         }
         if m.sliding_ms / m.window_ms > 1_000 {
-            return bad("metrics.sliding_ms", "at most 1000 windows per sliding view".into());
+            return bad(
+                "metrics.sliding_ms",
+                "at most 1000 windows per sliding view".into(),
+            );
         }
         Ok(())
     }
@@ -344,9 +381,13 @@ impl Config {
             .properties
             .iter()
             .map(|(key, value)| {
-                let secret = |message: String| ConfigError::Secret { key: key.clone(), message };
+                let secret = |message: String| ConfigError::Secret {
+                    key: key.clone(),
+                    message,
+                };
                 let resolved = if let Some(var) = value.strip_prefix("env:") {
-                    std::env::var(var).map_err(|_| secret(format!("environment variable {var} is not set")))?
+                    std::env::var(var)
+                        .map_err(|_| secret(format!("environment variable {var} is not set")))?
                 } else if let Some(path) = value.strip_prefix("file:") {
                     std::fs::read_to_string(path)
                         .map_err(|e| secret(format!("cannot read {path}: {e}")))?
@@ -369,7 +410,9 @@ fn insert(table: &mut toml::Table, path: &[String], value: toml::Value) -> Resul
             Ok(())
         }
         [first, rest @ ..] => {
-            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             match entry {
                 toml::Value::Table(t) => insert(t, rest, value),
                 _ => Err(format!("`{first}` is not a section")),
@@ -389,7 +432,10 @@ mod tests {
     #[test]
     fn default_round_trips_through_toml() {
         let text = Config::default_toml();
-        assert_eq!(Config::from_toml(&text, no_env()).unwrap(), Config::default());
+        assert_eq!(
+            Config::from_toml(&text, no_env()).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
@@ -397,7 +443,10 @@ mod tests {
         let env = vec![
             ("GLASSBOX_KAFKA__BROKERS".to_owned(), "h:1".to_owned()),
             ("GLASSBOX_METRICS__WINDOW_MS".to_owned(), "10000".to_owned()),
-            ("GLASSBOX_METRICS__SLIDING_MS".to_owned(), "30000".to_owned()),
+            (
+                "GLASSBOX_METRICS__SLIDING_MS".to_owned(),
+                "30000".to_owned(),
+            ),
             ("GLASSBOX_LOG".to_owned(), "debug".to_owned()),
         ];
         let c = Config::from_toml("", env).unwrap();
@@ -408,23 +457,32 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named() {
-        let err = Config::from_toml("[kafka]\nbrokerz = \"x\"\n", no_env()).unwrap_err().to_string();
+        let err = Config::from_toml("[kafka]\nbrokerz = \"x\"\n", no_env())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("brokerz"), "{err}");
     }
 
     #[test]
     fn wrong_type_is_named() {
-        let err = Config::from_toml("[metrics]\nwindow_ms = \"soon\"\n", no_env()).unwrap_err().to_string();
+        let err = Config::from_toml("[metrics]\nwindow_ms = \"soon\"\n", no_env())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("window_ms"), "{err}");
     }
 
     #[test]
     fn inconsistent_windows_name_the_field() {
-        let err = Config::from_toml("[metrics]\nwindow_ms = 60000\nsliding_ms = 90000\n", no_env())
+        let err = Config::from_toml(
+            "[metrics]\nwindow_ms = 60000\nsliding_ms = 90000\n",
+            no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("metrics.sliding_ms"), "{err}");
+        let err = Config::from_toml("[source]\nworkers = 0\n", no_env())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("metrics.sliding_ms"), "{err}");
-        let err = Config::from_toml("[source]\nworkers = 0\n", no_env()).unwrap_err().to_string();
         assert!(err.contains("source.workers"), "{err}");
     }
 
@@ -433,11 +491,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("glassbox-secret-{}", std::process::id()));
         std::fs::write(&dir, "s3cret\n").unwrap();
         let mut c = Config::default();
-        c.kafka.properties.insert("sasl.password".into(), format!("file:{}", dir.display()));
+        c.kafka
+            .properties
+            .insert("sasl.password".into(), format!("file:{}", dir.display()));
         assert_eq!(c.kafka_properties().unwrap()["sasl.password"], "s3cret");
-        c.kafka.properties.insert("sasl.password".into(), "env:GLASSBOX_TEST_SURELY_UNSET_VAR".into());
+        c.kafka.properties.insert(
+            "sasl.password".into(),
+            "env:GLASSBOX_TEST_SURELY_UNSET_VAR".into(),
+        );
         let err = c.kafka_properties().unwrap_err().to_string();
-        assert!(err.contains("kafka.properties.sasl.password") && err.contains("GLASSBOX_TEST_SURELY_UNSET_VAR"), "{err}");
+        assert!(
+            err.contains("kafka.properties.sasl.password")
+                && err.contains("GLASSBOX_TEST_SURELY_UNSET_VAR"),
+            "{err}"
+        );
         std::fs::remove_file(dir).unwrap();
     }
 }

@@ -17,10 +17,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use timely::dataflow::operators::generic::operator::source;
 
 use crate::config::Config;
+use crate::offsets::CommitBoard;
 use crate::outbox::Outbox;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::{Sink, durable_sinks};
-use crate::offsets::CommitBoard;
 use crate::source::{KafkaSource, SourceSettings};
 use crate::telemetry::Counters;
 
@@ -92,12 +92,17 @@ pub fn client_config(config: &Config) -> Result<ClientConfig, PipelineError> {
 fn input_partitions(config: &Config, base: &ClientConfig) -> Result<Vec<i32>, PipelineError> {
     let consumer: BaseConsumer = base.clone().create()?;
     let md = consumer.fetch_metadata(Some(&config.kafka.input_topic), Duration::from_secs(10))?;
-    let topic = md.topics().iter().find(|t| t.name() == config.kafka.input_topic);
+    let topic = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == config.kafka.input_topic);
     match topic {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
             Ok(t.partitions().iter().map(|p| p.id()).collect())
         }
-        _ => Err(PipelineError::MissingInputTopic(config.kafka.input_topic.clone())),
+        _ => Err(PipelineError::MissingInputTopic(
+            config.kafka.input_topic.clone(),
+        )),
     }
 }
 
@@ -105,27 +110,43 @@ fn input_partitions(config: &Config, base: &ClientConfig) -> Result<Vec<i32>, Pi
 pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), PipelineError> {
     let consumer: BaseConsumer = base.clone().create()?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
-    let existing: Vec<&str> =
-        md.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
+    let existing: Vec<&str> = md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.name())
+        .collect();
     let wanted = [
         (&config.kafka.metrics_topic, config.kafka.output_partitions),
-        (&config.kafka.deadletter_topic, config.kafka.output_partitions),
+        (
+            &config.kafka.deadletter_topic,
+            config.kafka.output_partitions,
+        ),
         // One partition per process of a timely cluster; a single process uses partition 0.
         (&config.kafka.state_topic, 1),
     ];
     let missing: Vec<NewTopic<'_>> = wanted
         .iter()
         .filter(|(t, _)| !existing.contains(&t.as_str()))
-        .map(|(t, partitions)| NewTopic::new(t, *partitions, TopicReplication::Fixed(config.kafka.output_replication)))
+        .map(|(t, partitions)| {
+            NewTopic::new(
+                t,
+                *partitions,
+                TopicReplication::Fixed(config.kafka.output_replication),
+            )
+        })
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
     let admin: AdminClient<DefaultClientContext> = base.clone().create()?;
     let results = futures_executor::block_on(
-        admin.create_topics(missing.iter(), &AdminOptions::new()
-            .operation_timeout(Some(Duration::from_secs(10)))
-            .request_timeout(Some(Duration::from_secs(30)))),
+        admin.create_topics(
+            missing.iter(),
+            &AdminOptions::new()
+                .operation_timeout(Some(Duration::from_secs(10)))
+                .request_timeout(Some(Duration::from_secs(30))),
+        ),
     )?;
     for result in results {
         match result {
@@ -133,7 +154,12 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
             Err((topic, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
                 tracing::debug!(%topic, "output topic already exists")
             }
-            Err((topic, code)) => return Err(PipelineError::CreateTopic { topic, message: code.to_string() }),
+            Err((topic, code)) => {
+                return Err(PipelineError::CreateTopic {
+                    topic,
+                    message: code.to_string(),
+                });
+            }
         }
     }
     Ok(())
@@ -145,7 +171,10 @@ fn resume_state(
     base: &ClientConfig,
     partitions: &[i32],
 ) -> Result<(BTreeMap<i32, Offset>, u64), PipelineError> {
-    let consumer: BaseConsumer = base.clone().set("group.id", &config.kafka.group_id).create()?;
+    let consumer: BaseConsumer = base
+        .clone()
+        .set("group.id", &config.kafka.group_id)
+        .create()?;
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
         tpl.add_partition(&config.kafka.input_topic, *p);
@@ -182,16 +211,25 @@ fn commit_board(
     mode: CommitMode,
     counters: &Counters,
 ) {
-    let Some((offsets, frontier)) = board.lock().expect("commit board lock").take() else { return };
+    let Some((offsets, frontier)) = board.lock().expect("commit board lock").take() else {
+        return;
+    };
     let mut tpl = TopicPartitionList::new();
     for (partition, offset) in offsets {
-        let _ = tpl.add_partition_offset(&config.kafka.input_topic, partition, Offset::Offset(offset));
+        let _ =
+            tpl.add_partition_offset(&config.kafka.input_topic, partition, Offset::Offset(offset));
     }
     let frontier = i64::try_from(frontier).unwrap_or(i64::MAX);
-    let _ = tpl.add_partition_offset(&config.kafka.state_topic, STATE_PARTITION, Offset::Offset(frontier));
+    let _ = tpl.add_partition_offset(
+        &config.kafka.state_topic,
+        STATE_PARTITION,
+        Offset::Offset(frontier),
+    );
     match consumer.commit(&tpl, mode) {
         Ok(()) => Counters::inc(&counters.commits),
-        Err(e) => tracing::warn!(error = %e, "offset commit failed, will retry at the next interval"),
+        Err(e) => {
+            tracing::warn!(error = %e, "offset commit failed, will retry at the next interval")
+        }
     }
 }
 
@@ -218,19 +256,34 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
     let guards = {
         let (config, base, board) = (config.clone(), base.clone(), board.clone());
         timely::execute(timely::Config::process(workers), move |worker| {
-            run_worker(worker, &config, &base, &offsets, resume_ms, &handles, &board)
+            run_worker(
+                worker, &config, &base, &offsets, resume_ms, &handles, &board,
+            )
         })
         .map_err(PipelineError::Worker)?
     };
     let mut failure = None;
     for result in guards.join() {
-        if let Err(e) = result.map_err(PipelineError::Worker).and_then(|r| r.map_err(PipelineError::Worker)) {
+        if let Err(e) = result
+            .map_err(PipelineError::Worker)
+            .and_then(|r| r.map_err(PipelineError::Worker))
+        {
             failure.get_or_insert(e);
         }
     }
     // Every worker has deposited its last commit points: commit them, synchronously.
-    let consumer: BaseConsumer = base.as_ref().clone().set("group.id", &config.kafka.group_id).create()?;
-    commit_board(&consumer, &config, &board, CommitMode::Sync, &Counters::default());
+    let consumer: BaseConsumer = base
+        .as_ref()
+        .clone()
+        .set("group.id", &config.kafka.group_id)
+        .create()?;
+    commit_board(
+        &consumer,
+        &config,
+        &board,
+        CommitMode::Sync,
+        &Counters::default(),
+    );
     failure.map_or(Ok(()), Err)
 }
 
@@ -245,15 +298,22 @@ fn run_worker(
 ) -> Result<(), String> {
     let (index, peers) = (worker.index(), worker.peers());
     let counters = handles.counters.clone();
-    let outbox = Outbox::new(base.clone(), counters.clone()).map_err(|e| format!("producer: {e}"))?;
+    let outbox =
+        Outbox::new(base.clone(), counters.clone()).map_err(|e| format!("producer: {e}"))?;
     let outbox = Rc::new(RefCell::new(outbox));
-    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(KafkaSink::new(outbox.clone(), &config.kafka.metrics_topic))];
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(KafkaSink::new(
+        outbox.clone(),
+        &config.kafka.metrics_topic,
+    ))];
     if let Some(extra) = &handles.extra_sinks {
         sinks.push(extra(index));
     }
     let sinks = Rc::new(RefCell::new(sinks));
-    let mine: Vec<(i32, Offset)> =
-        offsets.iter().filter(|(p, _)| (**p as usize) % peers == index).map(|(p, o)| (*p, *o)).collect();
+    let mine: Vec<(i32, Offset)> = offsets
+        .iter()
+        .filter(|(p, _)| (**p as usize) % peers == index)
+        .map(|(p, o)| (*p, *o))
+        .collect();
     let consumer: BaseConsumer = base
         .clone()
         .set("group.id", &config.kafka.group_id)
@@ -279,8 +339,15 @@ fn run_worker(
         resume_ms,
     };
     let decoder = JsonDecoder::new(config.decode.limits());
-    let src = KafkaSource::new(consumer, &mine, settings, decoder, outbox.clone(), counters.clone())
-        .map_err(|e| format!("assign: {e}"))?;
+    let src = KafkaSource::new(
+        consumer,
+        &mine,
+        settings,
+        decoder,
+        outbox.clone(),
+        counters.clone(),
+    )
+    .map_err(|e| format!("assign: {e}"))?;
     let src = Rc::new(RefCell::new(src));
 
     let dataflow_id = worker.next_dataflow_index();
@@ -315,12 +382,22 @@ fn run_worker(
             }
         });
         let metrics = window_metrics(facts, &views);
-        durable_sinks(metrics, sinks.clone(), views.clone(), dims.clone(), resume_ms, counters.clone())
+        durable_sinks(
+            metrics,
+            sinks.clone(),
+            views.clone(),
+            dims.clone(),
+            resume_ms,
+            counters.clone(),
+        )
     });
 
     // Worker 0 commits for the whole process, so that offsets and frontier travel together.
-    let committer: BaseConsumer =
-        base.clone().set("group.id", &config.kafka.group_id).create().map_err(|e| format!("committer: {e}"))?;
+    let committer: BaseConsumer = base
+        .clone()
+        .set("group.id", &config.kafka.group_id)
+        .create()
+        .map_err(|e| format!("committer: {e}"))?;
     let commit_every = Duration::from_millis(config.source.commit_interval_ms);
     let log_every = Duration::from_millis(config.telemetry.log_interval_ms);
     let (mut last_commit, mut last_log) = (Instant::now(), Instant::now());
@@ -329,7 +406,10 @@ fn run_worker(
         worker.step_or_park(Some(Duration::from_millis(10)));
         if handles.shutdown.load(Ordering::Relaxed) {
             src.borrow_mut().deposit(durable(), board);
-            tracing::info!(worker = index, "shutdown: durable offsets handed to the final commit");
+            tracing::info!(
+                worker = index,
+                "shutdown: durable offsets handed to the final commit"
+            );
             // Open windows are abandoned, not flushed: a restart rebuilds them from the
             // committed offsets. Dropping the dataflow stops timely from running it to completion.
             worker.drop_dataflow(dataflow_id);

@@ -10,9 +10,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::ClientConfig;
 
 use crate::config::Config;
 use crate::dataflow::{Handles, PipelineError, run};
@@ -33,7 +33,10 @@ pub struct TableSink {
 impl TableSink {
     /// A sink writing into `table`.
     pub fn new(table: Table) -> Self {
-        Self { table, acked: Vec::new() }
+        Self {
+            table,
+            acked: Vec::new(),
+        }
     }
 }
 
@@ -44,8 +47,13 @@ impl Sink for TableSink {
 
     fn submit(&mut self, ticket: u64, records: &[Arc<Keyed>]) {
         let mut table = self.table.lock().expect("table lock");
-        for r in records.iter().filter(|r| r.record.view.starts_with("tumbling")) {
-            let newer = table.get(&r.key).is_none_or(|old| old.window_end_ms <= r.record.window_end_ms);
+        for r in records
+            .iter()
+            .filter(|r| r.record.view.starts_with("tumbling"))
+        {
+            let newer = table
+                .get(&r.key)
+                .is_none_or(|old| old.window_end_ms <= r.record.window_end_ms);
             if newer {
                 table.insert(r.key.clone(), r.record.clone());
             }
@@ -69,8 +77,13 @@ pub fn render(table: &BTreeMap<String, MetricsRecord>) -> String {
         "series (provider,model,tenant,feature)", "RPM", "TPM", "p95 lat ms", "p95 ttft", "err %"
     );
     for (key, r) in table {
-        let series: Vec<&str> = key.split(',').map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v)).collect();
-        let p95 = |d: &Option<crate::record::Distribution>| d.as_ref().map_or("-".into(), |d| format!("{:.0}", d.p95));
+        let series: Vec<&str> = key
+            .split(',')
+            .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v))
+            .collect();
+        let p95 = |d: &Option<crate::record::Distribution>| {
+            d.as_ref().map_or("-".into(), |d| format!("{:.0}", d.p95))
+        };
         out.push_str(&format!(
             "{:<58} {:>8.0} {:>10.0} {:>10} {:>10} {:>6.1}%\n",
             series.join(","),
@@ -121,14 +134,18 @@ pub fn demo(opts: DemoOptions, handles: Handles) -> Result<(), PipelineError> {
     let table: Table = Arc::default();
     let sink_table = table.clone();
     let handles = Handles {
-        extra_sinks: Some(Arc::new(move |_| Box::new(TableSink::new(sink_table.clone())) as Box<dyn Sink>)),
+        extra_sinks: Some(Arc::new(move |_| {
+            Box::new(TableSink::new(sink_table.clone())) as Box<dyn Sink>
+        })),
         ..handles
     };
     let stop = handles.shutdown.clone();
 
     // The load generator: real-time timestamps, paced to the rate.
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        ClientConfig::new().set("bootstrap.servers", &brokers).set("linger.ms", "5").create()?;
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "5")
+        .create()?;
     let gen_stop = stop.clone();
     let rate = opts.rate;
     let generator = std::thread::spawn(move || {

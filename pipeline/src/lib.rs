@@ -8,11 +8,11 @@
 pub mod cli;
 pub mod config;
 pub mod dataflow;
+pub mod demo;
+pub mod loadgen;
 pub mod offsets;
 pub mod outbox;
 pub mod record;
 pub mod sink;
 pub mod source;
 pub mod telemetry;
-pub mod demo;
-pub mod loadgen;

@@ -76,12 +76,21 @@ impl GenSpan {
             put("gen_ai.usage.input_tokens", json!(self.input_tokens));
             put("gen_ai.usage.output_tokens", json!(self.output_tokens));
             if self.cache_read_tokens > 0 {
-                put("gen_ai.usage.cache_read.input_tokens", json!(self.cache_read_tokens));
+                put(
+                    "gen_ai.usage.cache_read.input_tokens",
+                    json!(self.cache_read_tokens),
+                );
             }
             if self.reasoning_tokens > 0 {
-                put("gen_ai.usage.reasoning.output_tokens", json!(self.reasoning_tokens));
+                put(
+                    "gen_ai.usage.reasoning.output_tokens",
+                    json!(self.reasoning_tokens),
+                );
             }
-            put("gen_ai.response.finish_reasons", json!([self.finish_reason]));
+            put(
+                "gen_ai.response.finish_reasons",
+                json!([self.finish_reason]),
+            );
             if let Some(t) = self.ttft_ns {
                 put("gen_ai.response.time_to_first_chunk", json!(t as f64 / 1e9));
             }
@@ -93,7 +102,11 @@ impl GenSpan {
         }
         put("tenant.id", json!(self.tenant));
         put("app.feature", json!(self.feature));
-        let status = if self.error_type.is_some() { "error" } else { "ok" };
+        let status = if self.error_type.is_some() {
+            "error"
+        } else {
+            "ok"
+        };
         serde_json::to_vec(&json!({
             "trace_id": self.trace_id,
             "span_id": self.span_id,
@@ -141,7 +154,11 @@ impl Generator {
         let (provider, model) = MODELS[r.random_range(0..MODELS.len())];
         let tenant = TENANTS[r.random_range(0..TENANTS.len())];
         let feature = FEATURES[r.random_range(0..FEATURES.len())];
-        let kind = if r.random_bool(0.1) { "retrieval" } else { "llm" };
+        let kind = if r.random_bool(0.1) {
+            "retrieval"
+        } else {
+            "llm"
+        };
         // The slow model is slower, for the demo's table to show something.
         let slow = if model == "gpt-4o" { 1.6 } else { 1.0 };
         let duration_ms = (self.latency.sample(r) * slow).clamp(5.0, 120_000.0);
@@ -150,14 +167,26 @@ impl Generator {
         let ttft_ns = streaming.then(|| (duration_ns as f64 * r.random_range(0.05..0.4)) as u64);
         let input_tokens = self.input.sample(r).clamp(1.0, 200_000.0) as u64;
         let output_tokens = self.output.sample(r).clamp(1.0, 16_000.0) as u64;
-        let cache_read_tokens = if r.random_bool(0.3) { input_tokens / 2 } else { 0 };
-        let reasoning_tokens = if model.starts_with("claude-sonnet") { output_tokens / 3 } else { 0 };
+        let cache_read_tokens = if r.random_bool(0.3) {
+            input_tokens / 2
+        } else {
+            0
+        };
+        let reasoning_tokens = if model.starts_with("claude-sonnet") {
+            output_tokens / 3
+        } else {
+            0
+        };
         let error_type = if r.random_bool(0.03) {
             Some(["timeout", "rate_limited", "server_error"][r.random_range(0..3)])
         } else {
             None
         };
-        let finish_reason = if error_type.is_none() && r.random_bool(0.02) { "length" } else { "stop" };
+        let finish_reason = if error_type.is_none() && r.random_bool(0.02) {
+            "length"
+        } else {
+            "stop"
+        };
         let trace_id = format!("{:016x}{:016x}", r.random::<u64>(), self.serial);
         let span_id = format!("{:016x}", r.random::<u64>());
         let start_ns = self.next_start_ns;

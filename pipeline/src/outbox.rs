@@ -58,7 +58,11 @@ impl ProducerContext for OutboxContext {
             Err((e, _)) => Some(e.to_string()),
         };
         // The receiver only disappears when the worker is gone; nothing is left to tell.
-        let _ = self.acks.lock().expect("ack channel lock").send((id, outcome));
+        let _ = self
+            .acks
+            .lock()
+            .expect("ack channel lock")
+            .send((id, outcome));
     }
 }
 
@@ -83,7 +87,9 @@ impl Outbox {
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("compression.type", "lz4");
-        let producer = config.create_with_context(OutboxContext { acks: std::sync::Mutex::new(tx) })?;
+        let producer = config.create_with_context(OutboxContext {
+            acks: std::sync::Mutex::new(tx),
+        })?;
         Ok(Self {
             producer,
             acks: rx,
@@ -107,18 +113,36 @@ impl Outbox {
     ) {
         let id = self.next_id;
         self.next_id += 1;
-        self.pending.insert(id, Pending { topic: topic.clone(), key, payload, headers, tag, attempts: 0 });
+        self.pending.insert(
+            id,
+            Pending {
+                topic: topic.clone(),
+                key,
+                payload,
+                headers,
+                tag,
+                attempts: 0,
+            },
+        );
         self.attempt(id);
     }
 
     fn attempt(&mut self, id: usize) {
-        let Some(p) = self.pending.get_mut(&id) else { return };
+        let Some(p) = self.pending.get_mut(&id) else {
+            return;
+        };
         p.attempts += 1;
         let mut headers = OwnedHeaders::new_with_capacity(p.headers.len());
         for (k, v) in &p.headers {
-            headers = headers.insert(Header { key: k, value: Some(v) });
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v),
+            });
         }
-        let record = BaseRecord::with_opaque_to(&p.topic, id).key(&p.key).payload(&p.payload).headers(headers);
+        let record = BaseRecord::with_opaque_to(&p.topic, id)
+            .key(&p.key)
+            .payload(&p.payload)
+            .headers(headers);
         if self.producer.send(record).is_err() {
             // Queue full or a transient client error: try again shortly.
             let backoff = backoff(p.attempts);
@@ -142,20 +166,19 @@ impl Outbox {
     fn poll(&mut self) {
         while let Ok((id, outcome)) = self.acks.try_recv() {
             match outcome {
-                None => {
-                    match self.pending.remove(&id).map(|p| p.tag) {
-                        Some(Tag::DeadLetter { partition, offset }) => {
-                            self.acked_dead_letters.push((partition, offset));
-                        }
-                        Some(Tag::Ticket(t)) => self.acked_tickets.push(t),
-                        None => {}
+                None => match self.pending.remove(&id).map(|p| p.tag) {
+                    Some(Tag::DeadLetter { partition, offset }) => {
+                        self.acked_dead_letters.push((partition, offset));
                     }
-                }
+                    Some(Tag::Ticket(t)) => self.acked_tickets.push(t),
+                    None => {}
+                },
                 Some(error) => {
                     Counters::inc(&self.counters.produce_retries);
                     if let Some(p) = self.pending.get(&id) {
                         tracing::warn!(topic = %p.topic, attempts = p.attempts, %error, "produce failed, will retry");
-                        self.retry.push_back((Instant::now() + backoff(p.attempts), id));
+                        self.retry
+                            .push_back((Instant::now() + backoff(p.attempts), id));
                     }
                 }
             }

@@ -116,7 +116,12 @@ impl MetricsRecord {
             view: views.views[usize::from(key.view)].name.clone(),
             window_start_ms: key.end_ms - length,
             window_end_ms: key.end_ms,
-            series: dims.names().iter().cloned().zip(key.series.values().iter().cloned()).collect(),
+            series: dims
+                .names()
+                .iter()
+                .cloned()
+                .zip(key.series.values().iter().cloned())
+                .collect(),
             requests: t.requests,
             errors: t.errors,
             errors_by_type: metrics.errors_by_type.iter().cloned().collect(),
@@ -132,7 +137,10 @@ impl MetricsRecord {
                 cache_write: t.cache_write_tokens,
                 reasoning: t.reasoning_tokens,
             },
-            latency_ms: distribution(metrics.summary(Metric::Latency), metrics.mean_us(Metric::Latency)),
+            latency_ms: distribution(
+                metrics.summary(Metric::Latency),
+                metrics.mean_us(Metric::Latency),
+            ),
             ttft_ms: distribution(metrics.summary(Metric::Ttft), metrics.mean_us(Metric::Ttft)),
             tpot_ms: distribution(metrics.summary(Metric::Tpot), metrics.mean_us(Metric::Tpot)),
             sketch_relative_error: ALPHA,

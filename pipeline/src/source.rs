@@ -25,8 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use glassbox_operators::panes::pane_end;
 use glassbox_operators::{Dimensions, SpanFacts, Views};
 use glassbox_schemas::JsonDecoder;
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Message;
@@ -38,7 +38,9 @@ use crate::telemetry::Counters;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 struct Partition {
@@ -57,11 +59,21 @@ impl Partition {
     /// Quiet for the idle timeout *and* caught up with the broker: only then may it stop
     /// holding the watermark back. Quiet alone is not enough: a partition can be starved by a
     /// busier one while it still has a backlog, and its records would all turn out late.
-    fn idle(&mut self, topic: &str, partition: i32, consumer: &BaseConsumer, idle: Duration, now: Instant) -> bool {
+    fn idle(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        consumer: &BaseConsumer,
+        idle: Duration,
+        now: Instant,
+    ) -> bool {
         if now.duration_since(self.last_record) < idle {
             return false;
         }
-        if self.caught_up_at.is_some_and(|at| at >= self.last_record && now.duration_since(at) < idle) {
+        if self
+            .caught_up_at
+            .is_some_and(|at| at >= self.last_record && now.duration_since(at) < idle)
+        {
             return true;
         }
         // tansu reports the high watermark as the last batch's base offset + 1, so "position ≥
@@ -162,9 +174,11 @@ impl KafkaSource {
         let queues = partitions
             .iter()
             .map(|(p, _)| {
-                consumer.split_partition_queue(&settings.topic, *p).ok_or(KafkaError::Subscription(format!(
-                    "cannot split the queue of partition {p}"
-                )))
+                consumer
+                    .split_partition_queue(&settings.topic, *p)
+                    .ok_or(KafkaError::Subscription(format!(
+                        "cannot split the queue of partition {p}"
+                    )))
             })
             .collect::<Result<_, _>>()?;
         let now = Instant::now();
@@ -185,7 +199,13 @@ impl KafkaSource {
         Ok(Self {
             consumer,
             queues,
-            inner: Inner { settings, decoder, partitions, outbox, counters },
+            inner: Inner {
+                settings,
+                decoder,
+                partitions,
+                outbox,
+                counters,
+            },
             watermark: 0,
             all_idle_since: None,
             finished: false,
@@ -194,10 +214,18 @@ impl KafkaSource {
 
     /// Reads up to `max_records` records into `out`, given the capability's time, and returns
     /// the watermark to hold next.
-    pub fn activate(&mut self, cap_time: u64, backlog: usize, out: &mut Vec<SpanFacts>) -> Activation {
+    pub fn activate(
+        &mut self,
+        cap_time: u64,
+        backlog: usize,
+        out: &mut Vec<SpanFacts>,
+    ) -> Activation {
         if self.finished || self.inner.partitions.is_empty() {
             self.finished = true;
-            return Activation { records: 0, watermark: None };
+            return Activation {
+                records: 0,
+                watermark: None,
+            };
         }
         let mut records = 0;
         if backlog + self.inner.outbox.borrow().backlog() >= self.inner.settings.max_backlog {
@@ -212,7 +240,9 @@ impl KafkaSource {
             let budget = (self.inner.settings.max_records / self.queues.len().max(1)).max(1);
             for queue in &self.queues {
                 for _ in 0..budget {
-                    let Some(result) = queue.poll(Duration::ZERO) else { break };
+                    let Some(result) = queue.poll(Duration::ZERO) else {
+                        break;
+                    };
                     records += 1;
                     self.inner.message(result, cap_time, now_ms, out);
                 }
@@ -258,14 +288,27 @@ impl KafkaSource {
             if !blocked && let Some(c) = candidate {
                 self.watermark = self.watermark.max(c);
             }
-        } else if self.inner.settings.stop_when_idle || self.inner.settings.drain.load(std::sync::atomic::Ordering::Relaxed) {
+        } else if self.inner.settings.stop_when_idle
+            || self
+                .inner
+                .settings
+                .drain
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
             self.finished = true;
             return None;
         } else {
             // Everything is quiet: let event time follow the wall clock, so windows close.
             let since = *self.all_idle_since.get_or_insert(now);
-            if let Some(max) = self.inner.partitions.values().filter_map(|p| p.max_event_ms).max() {
-                let advanced = max.saturating_sub(lateness) + now.duration_since(since).as_millis() as u64;
+            if let Some(max) = self
+                .inner
+                .partitions
+                .values()
+                .filter_map(|p| p.max_event_ms)
+                .max()
+            {
+                let advanced =
+                    max.saturating_sub(lateness) + now.duration_since(since).as_millis() as u64;
                 self.watermark = self.watermark.max(advanced);
             }
         }
@@ -294,8 +337,13 @@ impl KafkaSource {
             }
             max_derived = max_derived.max(p.commits.max_derived());
         }
-        let frontier = durable.unwrap_or(u64::MAX).min(max_derived.saturating_add(1));
-        board.lock().expect("commit board lock").deposit(points, frontier);
+        let frontier = durable
+            .unwrap_or(u64::MAX)
+            .min(max_derived.saturating_add(1));
+        board
+            .lock()
+            .expect("commit board lock")
+            .deposit(points, frontier);
     }
 }
 
@@ -311,7 +359,15 @@ impl Inner {
             Ok(msg) => {
                 let key = msg.key().map(<[u8]>::to_vec).unwrap_or_default();
                 let payload = msg.payload().unwrap_or_default();
-                self.record(msg.partition(), msg.offset(), key, payload, cap_time, now_ms, out);
+                self.record(
+                    msg.partition(),
+                    msg.offset(),
+                    key,
+                    payload,
+                    cap_time,
+                    now_ms,
+                    out,
+                );
             }
             Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
         }
@@ -330,7 +386,10 @@ impl Inner {
     ) {
         Counters::inc(&self.counters.consumed);
         let Some(p) = self.partitions.get_mut(&partition) else {
-            tracing::error!(partition, "record from a partition this worker does not own");
+            tracing::error!(
+                partition,
+                "record from a partition this worker does not own"
+            );
             return;
         };
         p.last_record = Instant::now();
@@ -356,14 +415,24 @@ impl Inner {
             p.commits.consumed(offset, 0);
             return;
         }
-        p.max_event_ms = Some(p.max_event_ms.map_or(facts.start_ms, |m| m.max(facts.start_ms)));
+        p.max_event_ms = Some(
+            p.max_event_ms
+                .map_or(facts.start_ms, |m| m.max(facts.start_ms)),
+        );
         if pane_end(facts.start_ms, self.settings.views.pane_ms) < cap_time {
             Counters::inc(&self.counters.late);
             if self.settings.deadletter_late {
-                let detail = format!("window closed: span start {} ms, watermark {} ms", facts.start_ms, cap_time);
+                let detail = format!(
+                    "window closed: span start {} ms, watermark {} ms",
+                    facts.start_ms, cap_time
+                );
                 self.dead_letter(partition, offset, key, payload, "late", &detail);
             } else {
-                self.partitions.get_mut(&partition).expect("owned").commits.consumed(offset, 0);
+                self.partitions
+                    .get_mut(&partition)
+                    .expect("owned")
+                    .commits
+                    .consumed(offset, 0);
             }
             return;
         }
@@ -371,16 +440,33 @@ impl Inner {
         out.push(facts);
     }
 
-    fn dead_letter(&mut self, partition: i32, offset: i64, key: Vec<u8>, payload: &[u8], reason: &'static str, detail: &str) {
+    fn dead_letter(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        key: Vec<u8>,
+        payload: &[u8],
+        reason: &'static str,
+        detail: &str,
+    ) {
         self.counters.dead_letter(reason);
-        let p = self.partitions.get_mut(&partition).expect("owned partition");
+        let p = self
+            .partitions
+            .get_mut(&partition)
+            .expect("owned partition");
         p.commits.consumed(offset, 0);
         p.commits.dead_letter_sent(offset);
         let headers = vec![
             ("glassbox.reason", reason.as_bytes().to_vec()),
             ("glassbox.error", detail.as_bytes().to_vec()),
-            ("glassbox.source.topic", self.settings.topic.as_bytes().to_vec()),
-            ("glassbox.source.partition", partition.to_string().into_bytes()),
+            (
+                "glassbox.source.topic",
+                self.settings.topic.as_bytes().to_vec(),
+            ),
+            (
+                "glassbox.source.partition",
+                partition.to_string().into_bytes(),
+            ),
             ("glassbox.source.offset", offset.to_string().into_bytes()),
         ];
         self.outbox.borrow_mut().send(

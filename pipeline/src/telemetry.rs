@@ -39,12 +39,20 @@ impl Counters {
     /// Counts a dead-lettered record and its reason.
     pub fn dead_letter(&self, reason: &'static str) {
         Self::inc(&self.deadlettered);
-        *self.dead_letter_reasons.lock().expect("counters lock").entry(reason).or_default() += 1;
+        *self
+            .dead_letter_reasons
+            .lock()
+            .expect("counters lock")
+            .entry(reason)
+            .or_default() += 1;
     }
 
     /// Dead-lettered records per reason.
     pub fn dead_letter_reasons(&self) -> BTreeMap<&'static str, u64> {
-        self.dead_letter_reasons.lock().expect("counters lock").clone()
+        self.dead_letter_reasons
+            .lock()
+            .expect("counters lock")
+            .clone()
     }
 
     /// A snapshot of every counter, by name.

@@ -23,7 +23,14 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// A sink writing to `topic`.
     pub fn new(outbox: Rc<RefCell<Outbox>>, topic: &str) -> Self {
-        Self { outbox, topic: topic.into(), owed: HashMap::new(), records: HashMap::new(), next: 0, backlog: 0 }
+        Self {
+            outbox,
+            topic: topic.into(),
+            owed: HashMap::new(),
+            records: HashMap::new(),
+            next: 0,
+            backlog: 0,
+        }
     }
 }
 
@@ -39,7 +46,13 @@ impl Sink for KafkaSink {
             let id = self.next;
             self.next += 1;
             self.records.insert(id, ticket);
-            outbox.send(&self.topic, r.key.clone().into_bytes(), payload, Vec::new(), Tag::Ticket(id));
+            outbox.send(
+                &self.topic,
+                r.key.clone().into_bytes(),
+                payload,
+                Vec::new(),
+                Tag::Ticket(id),
+            );
         }
         self.owed.insert(ticket, records.len());
         self.backlog += records.len();
@@ -47,9 +60,14 @@ impl Sink for KafkaSink {
 
     fn poll(&mut self, acked: &mut Vec<u64>) {
         for id in self.outbox.borrow_mut().take_ticket_acks() {
-            let Some(ticket) = self.records.remove(&id) else { continue };
+            let Some(ticket) = self.records.remove(&id) else {
+                continue;
+            };
             self.backlog -= 1;
-            let owed = self.owed.get_mut(&ticket).expect("a record's ticket is owed");
+            let owed = self
+                .owed
+                .get_mut(&ticket)
+                .expect("a record's ticket is owed");
             *owed -= 1;
             if *owed == 0 {
                 self.owed.remove(&ticket);

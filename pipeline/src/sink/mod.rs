@@ -95,8 +95,12 @@ pub fn durable_sinks<'scope>(
                         if records.is_empty() {
                             return;
                         }
-                        let Some(held) = cap.retain_least(0) else { return };
-                        counters.windows_emitted.fetch_add(records.len() as u64, Ordering::Relaxed);
+                        let Some(held) = cap.retain_least(0) else {
+                            return;
+                        };
+                        counters
+                            .windows_emitted
+                            .fetch_add(records.len() as u64, Ordering::Relaxed);
                         let ticket = next_ticket;
                         next_ticket += 1;
                         let mut sinks = sinks.borrow_mut();
