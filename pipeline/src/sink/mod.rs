@@ -11,6 +11,7 @@
 //!   bounded backlogs and report it through [`Sink::backlog`].
 
 pub mod kafka;
+pub mod threaded;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
