@@ -1,1 +1,110 @@
-//! placeholder
+//! Shared pieces of glassbox's benchmarks: generated input and an in-process pipeline that
+//! runs the real decode → facts → windows → sketches path without a broker.
+
+use std::time::{Duration, Instant};
+
+use glassbox::loadgen::Generator;
+use glassbox_operators::{Dimensions, SpanFacts, Views, window_metrics};
+use glassbox_schemas::{DecodeLimits, JsonDecoder};
+use timely::dataflow::operators::generic::operator::source;
+
+/// `n` native JSON spans starting at `start_ms`, `rate` per second of event time.
+pub fn payloads(n: usize, start_ms: u64, rate: f64) -> Vec<Vec<u8>> {
+    let mut g = Generator::new(42, start_ms, rate);
+    (0..n).map(|_| g.next_span().to_json()).collect()
+}
+
+/// Decoder limits that accept any timestamp (benchmarks replay fixed data).
+pub fn lenient() -> JsonDecoder {
+    JsonDecoder::new(DecodeLimits {
+        horizon_past_ms: u64::MAX / 2,
+        horizon_future_ms: u64::MAX / 2,
+        ..DecodeLimits::default()
+    })
+}
+
+/// Runs the in-process path over `payloads` with `workers` threads; returns the elapsed time
+/// and the number of window records produced.
+pub fn in_process(
+    payloads: std::sync::Arc<Vec<Vec<u8>>>,
+    workers: usize,
+    views: Views,
+) -> (Duration, usize) {
+    let started = Instant::now();
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let (index, peers) = (worker.index(), worker.peers());
+        let payloads = payloads.clone();
+        let views = views.clone();
+        let dims = Dimensions::default();
+        let decoder = lenient();
+        let emitted = std::rc::Rc::new(std::cell::Cell::new(0usize));
+        let count = emitted.clone();
+        let probe = worker.dataflow::<u64, _, _>(|scope| {
+            let facts = source(scope, "Replay", move |cap, info| {
+                let activator = scope.activator_for(info.address);
+                let mut cap = Some(cap);
+                let mut next = index;
+                let mut max_seen = 0u64;
+                move |output| {
+                    let Some(c) = cap.as_mut() else { return };
+                    let mut batch: Vec<SpanFacts> = Vec::with_capacity(10_000);
+                    let mut read = 0;
+                    while read < 10_000 && next < payloads.len() {
+                        let span = decoder
+                            .decode(&payloads[next], 0)
+                            .expect("generated spans decode");
+                        next += peers;
+                        read += 1;
+                        if let Some(f) = SpanFacts::from_span(&span, &dims) {
+                            max_seen = max_seen.max(f.start_ms);
+                            batch.push(f);
+                        }
+                    }
+                    if !batch.is_empty() {
+                        output.session(c).give_container(&mut batch);
+                    }
+                    if next >= payloads.len() {
+                        cap = None;
+                    } else {
+                        // Watermark: 5 s behind the largest event time, as the Kafka source.
+                        let w = max_seen.saturating_sub(5_000);
+                        if w > *c.time() {
+                            c.downgrade(&w);
+                        }
+                        activator.activate();
+                    }
+                }
+            });
+            let (probe, _) = window_metrics(facts, &views)
+                .inspect_batch(move |_, data| {
+                    count.set(count.get() + data.iter().filter(|(_, _, d)| *d > 0).count())
+                })
+                .probe();
+            probe
+        });
+        while !probe.done() {
+            worker.step();
+        }
+        emitted.get()
+    })
+    .expect("timely runs");
+    let emitted = guards.join().into_iter().map(|r| r.expect("worker")).sum();
+    (started.elapsed(), emitted)
+}
+
+/// Peak resident set size of this process, in MiB (Linux `VmHWM`).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_owned())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

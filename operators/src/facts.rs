@@ -4,16 +4,32 @@
 //! carries prompt or answer text, and never re-derives TPOT or the series key.
 
 use glassbox_schemas::{Span, SpanKind};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The value used for a series dimension the span does not carry.
 pub const UNKNOWN: &str = "unknown";
 
 /// The values of the configured series dimensions, in configuration order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Series(pub Vec<String>);
+///
+/// Shared (`Arc`): a series key is copied into every update of every window it appears in, so
+/// a clone must not copy its strings.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Series(pub Arc<[String]>);
+
+impl Default for Series {
+    fn default() -> Self {
+        Self(Arc::new([]))
+    }
+}
 
 impl Series {
+    /// A series of these dimension values.
+    pub fn new(values: Vec<String>) -> Self {
+        Self(values.into())
+    }
+
     /// The dimension values, in configuration order.
     pub fn values(&self) -> &[String] {
         &self.0

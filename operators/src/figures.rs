@@ -1,11 +1,10 @@
-//! [`Figures`]: the additive part of a window's metrics, used as a differential difference type.
+//! [`Figures`]: the additive part of a window's metrics.
 //!
-//! Counts and sums are carried in the *difference* of the contribution collection, so that
-//! inserting a pane adds them and retracting it subtracts them exactly (integer arithmetic, no
-//! `f64`): differential consolidates them for free, and a retracted window accumulates to zero
-//! and compacts away.
+//! Counts and sums are exact integers (no `f64`). In the dataflow each field travels as its own
+//! part ([`crate::panes::Part::Sum`]) with the value in the update's integer difference, so that
+//! inserting a window adds it and retracting it subtracts it exactly, and a retracted window
+//! accumulates to zero and compacts away.
 
-use differential_dataflow::difference::{Abelian, IsZero, Monoid, Semigroup};
 use serde::{Deserialize, Serialize};
 
 use crate::facts::SpanFacts;
@@ -75,7 +74,10 @@ impl Figures {
         }
     }
 
-    fn fields_mut(&mut self) -> [&mut i64; 14] {
+    /// Number of fields, in the order of [`Figures::fields`].
+    pub const FIELDS: usize = 14;
+
+    fn fields_mut(&mut self) -> [&mut i64; Self::FIELDS] {
         [
             &mut self.n,
             &mut self.requests,
@@ -94,42 +96,22 @@ impl Figures {
         ]
     }
 
-    fn fields(&self) -> [i64; 14] {
+    /// Every field, in a fixed order.
+    pub fn fields(&self) -> [i64; Self::FIELDS] {
         let mut copy = *self;
         copy.fields_mut().map(|f| *f)
     }
-}
 
-impl IsZero for Figures {
-    fn is_zero(&self) -> bool {
-        self.fields().iter().all(|f| *f == 0)
-    }
-}
-
-impl Semigroup for Figures {
-    fn plus_equals(&mut self, rhs: &Self) {
-        for (l, r) in self.fields_mut().into_iter().zip(rhs.fields()) {
-            *l += r;
-        }
-    }
-}
-
-impl Monoid for Figures {
-    fn zero() -> Self {
-        Self::default()
-    }
-}
-
-impl Abelian for Figures {
-    fn negate(&mut self) {
-        for f in self.fields_mut() {
-            *f = -*f;
-        }
+    /// Adds `value` to field `index` (in the order of [`Figures::fields`]).
+    pub fn add_field(&mut self, index: usize, value: i64) {
+        *self.fields_mut()[index] += value;
     }
 }
 
 impl std::ops::AddAssign for Figures {
     fn add_assign(&mut self, rhs: Self) {
-        self.plus_equals(&rhs);
+        for (l, r) in self.fields_mut().into_iter().zip(rhs.fields()) {
+            *l += r;
+        }
     }
 }

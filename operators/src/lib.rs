@@ -3,9 +3,10 @@
 //! The metrics path, in the order data flows through it:
 //!
 //! - [`facts`]: a decoded span reduced to its series and the figures the metrics need.
-//! - [`panes`]: spans pre-aggregated into tumbling panes, emitted at the pane's end.
-//! - [`views`]: panes expanded into window views (tumbling, sliding), each window inserted
-//!   when it closes and retracted one slide later so its state compacts away.
+//! - [`panes`] and [`views`]: the tumbling panes every window is made of, and the window views
+//!   (tumbling, sliding) over them.
+//! - [`windows`]: spans folded into panes and panes into the windows of every view, each window
+//!   inserted when it closes and retracted one pane later so its state compacts away.
 //! - [`metrics`]: one `reduce` per (view, series, window) that turns additive figures and
 //!   DDSketch bucket counts into a [`metrics::WindowMetrics`] record.
 //! - [`figures`] and [`sketch`]: the additive difference type and the quantile sketch that
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod panes;
 pub mod sketch;
 pub mod views;
+pub mod windows;
 
 pub use facts::{Dimensions, Series, SpanFacts};
 pub use figures::Figures;

@@ -7,7 +7,7 @@
 //!   figures final), and retracted at `E + w`. Consumers that want each window once read only
 //!   the insertions. Windows without spans produce nothing.
 //! - State: the arrangements of the `reduce` hold a window's contributions from `E` to `E + w`
-//!   and then compact to nothing (the retractions of [`crate::views`]).
+//!   and then compact to nothing (the retractions of [`crate::windows`]).
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
@@ -15,9 +15,10 @@ use timely::dataflow::StreamVec;
 
 use crate::facts::SpanFacts;
 use crate::figures::Figures;
-use crate::panes::{Part, panes};
+use crate::panes::Part;
 use crate::sketch::{Metric, Summary, summarize};
-use crate::views::{Views, WindowKey, expand};
+use crate::views::{Views, WindowKey};
+use crate::windows::windows;
 
 /// Everything glassbox reports for one (view, series, window).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -36,14 +37,14 @@ pub struct WindowMetrics {
 
 impl WindowMetrics {
     /// Builds a window's metrics from its contributions sorted by [`Part`].
-    pub fn from_parts<'a>(parts: impl IntoIterator<Item = (&'a Part, Figures)>) -> Self {
+    pub fn from_parts<'a>(parts: impl IntoIterator<Item = (&'a Part, i64)>) -> Self {
         let mut m = WindowMetrics::default();
         let mut buckets: [Vec<(i32, i64)>; 3] = Default::default();
-        for (part, fig) in parts {
+        for (part, n) in parts {
             match part {
-                Part::Totals => m.totals += fig,
-                Part::Error(class) => m.errors_by_type.push((class.clone(), fig.n)),
-                Part::Bucket(metric, b) => buckets[*metric as usize].push((*b, fig.n)),
+                Part::Sum(field) => m.totals.add_field(usize::from(*field), n),
+                Part::Error(class) => m.errors_by_type.push((class.to_string(), n)),
+                Part::Bucket(metric, b) => buckets[*metric as usize].push((*b, n)),
             }
         }
         m.errors_by_type.retain(|(_, n)| *n != 0);
@@ -104,13 +105,10 @@ pub fn window_metrics<'scope>(
     facts: StreamVec<'scope, u64, SpanFacts>,
     views: &Views,
 ) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
-    expand(panes(facts, views.pane_ms), views).reduce_named(
-        "WindowMetrics",
-        |_key, input, output| {
-            let m = WindowMetrics::from_parts(input.iter().map(|(part, fig)| (*part, *fig)));
-            if m.totals.requests > 0 {
-                output.push((m, 1));
-            }
-        },
-    )
+    windows(facts, views).reduce_named("WindowMetrics", |_key, input, output| {
+        let m = WindowMetrics::from_parts(input.iter().map(|(part, n)| (*part, *n)));
+        if m.totals.requests > 0 {
+            output.push((m, 1));
+        }
+    })
 }

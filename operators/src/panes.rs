@@ -1,25 +1,16 @@
-//! Pre-aggregation of span facts into tumbling panes.
+//! Panes: the tumbling slices of event time that every window view is built from.
 //!
-//! # Time contract
-//! - Input: [`SpanFacts`] at any timely time `t` with `t ≤ pane_end(start_ms)`: the source only
-//!   admits a span whose pane has not closed (a later one is late, and counted there).
-//! - Output: a differential collection of `((series, pane_end), Part)` with [`Figures`] as the
-//!   difference, at time `pane_end` — the moment the pane closes. Nothing is retracted here;
-//!   [`crate::views`] decides how long a pane counts.
-//! - State: none across activations. Each activation folds everything it received into one map
-//!   keyed by (series, pane) so that the dataflow downstream sees one update per series, pane
-//!   and sketch bucket rather than one per span; no capability is held after the activation.
+//! A pane of width `w` ends at `pane_end(start) = (start / w + 1) · w`. [`PaneAcc`] is one
+//! series' aggregate over one pane: exact [`Figures`], errors per class and DDSketch bucket
+//! counts, each of which becomes a [`Part`] of the differential collection the metrics
+//! `reduce` reads (see [`crate::windows`]).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
+use std::sync::Arc;
 
-use differential_dataflow::AsCollection;
-use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
 
-use crate::facts::{Series, SpanFacts};
+use crate::facts::SpanFacts;
 use crate::figures::Figures;
 use crate::sketch::{Metric, bucket_of};
 
@@ -29,11 +20,12 @@ use crate::sketch::{Metric, bucket_of};
 /// order in which the metrics `reduce` reads a window's values.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Part {
-    /// The window's additive figures, carried in the difference.
-    Totals,
-    /// Errors of one class; the count is the difference's `n`.
-    Error(String),
-    /// One DDSketch bucket of one metric; the count is the difference's `n`.
+    /// Field `i` of the window's [`Figures`] (in the order of [`Figures::fields`]); the value is
+    /// the difference.
+    Sum(u8),
+    /// Errors of one class; the count is the difference.
+    Error(Arc<str>),
+    /// One DDSketch bucket of one metric; the count is the difference.
     Bucket(Metric, i32),
 }
 
@@ -42,18 +34,35 @@ pub fn pane_end(start_ms: u64, width_ms: u64) -> u64 {
     (start_ms / width_ms + 1) * width_ms
 }
 
-#[derive(Default)]
-struct PaneAcc {
+/// One pane of one series: its additive totals, error classes and sketch buckets.
+#[derive(Clone, Debug, Default)]
+pub struct PaneAcc {
     totals: Figures,
-    errors: HashMap<String, i64>,
+    errors: HashMap<Arc<str>, i64>,
     buckets: HashMap<(Metric, i32), i64>,
 }
 
 impl PaneAcc {
-    fn add(&mut self, f: SpanFacts) {
+    /// Adds this pane's contributions into `window`, part by part.
+    pub fn merge_into(&self, window: &mut HashMap<Part, i64>) {
+        for (i, value) in self.totals.fields().into_iter().enumerate() {
+            if value != 0 {
+                *window.entry(Part::Sum(i as u8)).or_default() += value;
+            }
+        }
+        for (class, n) in &self.errors {
+            *window.entry(Part::Error(class.clone())).or_default() += n;
+        }
+        for ((metric, b), n) in &self.buckets {
+            *window.entry(Part::Bucket(*metric, *b)).or_default() += n;
+        }
+    }
+
+    /// Adds one span.
+    pub fn add(&mut self, f: SpanFacts) {
         self.totals += Figures::of(&f);
         if let Some(class) = f.error {
-            *self.errors.entry(class).or_default() += 1;
+            *self.errors.entry(class.into()).or_default() += 1;
         }
         *self
             .buckets
@@ -72,57 +81,4 @@ impl PaneAcc {
                 .or_default() += 1;
         }
     }
-}
-
-/// A contribution: `((series, pane_end), part)` at `pane_end`, with its figures.
-pub type Contribution = ((Series, u64), Part);
-
-/// Folds span facts into per-pane contributions; see the module's time contract.
-pub fn panes<'scope>(
-    facts: StreamVec<'scope, u64, SpanFacts>,
-    width_ms: u64,
-) -> VecCollection<'scope, u64, Contribution, Figures> {
-    assert!(width_ms > 0, "pane width must be positive");
-    facts
-        .unary(Pipeline, "Panes", move |_cap, _info| {
-            let mut acc: HashMap<(Series, u64), PaneAcc> = HashMap::new();
-            move |input, output| {
-                // The least capability among this activation's batches: every pane end is at or
-                // after its own batch's time, hence at or after this one.
-                let mut least = None;
-                input.for_each(|cap, data| {
-                    if let Some(c) = cap.retain_least(0) {
-                        match &least {
-                            Some(l) if timely::PartialOrder::less_equal(l, &c) => {}
-                            _ => least = Some(c),
-                        }
-                    }
-                    for mut f in data.drain(..) {
-                        let end = pane_end(f.start_ms, width_ms);
-                        assert!(
-                            end >= *cap.least().unwrap_or(&0),
-                            "span in a closed pane reached the pane operator: the source must hold it back as late"
-                        );
-                        acc.entry((std::mem::take(&mut f.series), end)).or_default().add(f);
-                    }
-                });
-                let Some(least) = least else { return };
-                let mut by_time: HashMap<u64, Vec<(Contribution, u64, Figures)>> = HashMap::new();
-                for ((series, end), pane) in acc.drain() {
-                    let out = by_time.entry(end).or_default();
-                    for (class, n) in pane.errors {
-                        out.push((((series.clone(), end), Part::Error(class)), end, Figures::count(n)));
-                    }
-                    for ((metric, b), n) in pane.buckets {
-                        out.push((((series.clone(), end), Part::Bucket(metric, b)), end, Figures::count(n)));
-                    }
-                    out.push((((series, end), Part::Totals), end, pane.totals));
-                }
-                for (end, mut updates) in by_time {
-                    let cap = least.delayed(&end);
-                    output.session(&cap).give_container(&mut updates);
-                }
-            }
-        })
-        .as_collection()
 }

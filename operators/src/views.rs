@@ -1,28 +1,13 @@
-//! Window views: which panes make which window, and for how long a window's state lives.
+//! Window views: which panes make which window.
 //!
 //! A view of length `L` over panes of width `w` (`L` a multiple of `w`) has one window ending
 //! at every pane end `E`, covering `[E − L, E)`: `L = w` is the tumbling view, `L > w` a sliding
 //! view that advances every pane. A pane ending at `e` belongs to the windows ending at
-//! `e, e + w, …, e + L − w`.
-//!
-//! # Time contract
-//! - Input: pane contributions at time `e` (their pane's end), from [`crate::panes`].
-//! - Output: for each view and each window `E` the pane belongs to, the contribution keyed by
-//!   [`WindowKey`] inserted at time `E` and retracted at time `E + w`. The window's aggregate is
-//!   therefore complete when the frontier passes `E` (it is emitted then), and accumulates back
-//!   to zero one pane later, when differential compacts it away: state is bounded by
-//!   `L / w + 1` windows per series and view, whatever the length of the run.
-//! - Times are only moved forward (`E ≥ e`), as differential's `delay` does.
+//! `e, e + w, …, e + L − w`. The operator that builds them is [`crate::windows`].
 
-use differential_dataflow::AsCollection;
-use differential_dataflow::VecCollection;
-use differential_dataflow::difference::Abelian;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Map;
 
 use crate::facts::Series;
-use crate::figures::Figures;
-use crate::panes::{Contribution, Part};
 
 /// One window view.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,42 +95,4 @@ pub struct WindowKey {
     pub series: Series,
     /// Window end, ms since the epoch (exclusive).
     pub end_ms: u64,
-}
-
-/// Expands pane contributions into windows of every view; see the module's time contract.
-pub fn expand<'scope>(
-    panes: VecCollection<'scope, u64, Contribution, Figures>,
-    views: &Views,
-) -> VecCollection<'scope, u64, (WindowKey, Part), Figures> {
-    let w = views.pane_ms;
-    let lengths: Vec<(u8, u64)> = views
-        .views
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (u8::try_from(i).expect("at most 255 views"), v.length_ms))
-        .collect();
-    panes
-        .inner
-        .flat_map(move |(((series, pane_end), part), time, figures)| {
-            debug_assert_eq!(
-                time, pane_end,
-                "pane contributions arrive at their pane's end"
-            );
-            let mut out = Vec::new();
-            for &(view, length) in &lengths {
-                for end_ms in (pane_end..pane_end + length).step_by(w as usize) {
-                    let key = WindowKey {
-                        view,
-                        series: series.clone(),
-                        end_ms,
-                    };
-                    let mut retract = figures;
-                    retract.negate();
-                    out.push(((key.clone(), part.clone()), end_ms, figures));
-                    out.push(((key, part.clone()), end_ms + w, retract));
-                }
-            }
-            out
-        })
-        .as_collection()
 }

@@ -42,7 +42,7 @@ fn run(views: Views, batches: Vec<(u64, Vec<SpanFacts>)>) -> Vec<Out> {
 }
 
 fn series(name: &str) -> Series {
-    Series(vec![name.to_owned()])
+    Series::new(vec![name.to_owned()])
 }
 
 fn fact(s: &str, start_ms: u64, latency_us: u64) -> SpanFacts {

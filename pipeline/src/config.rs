@@ -131,6 +131,13 @@ pub struct SourceConfig {
     /// Records produced but not yet acknowledged, per worker, beyond which the source stops
     /// reading Kafka until the sinks catch up.
     pub max_backlog: usize,
+    /// On restart, start reading before each committed offset and discard what precedes it:
+    /// `0` reads from the committed offset itself (right for Apache Kafka and Redpanda), `N`
+    /// starts N records earlier, `-1` starts at the beginning of the partition. Some brokers
+    /// (tansu 0.6) do not serve a fetch that starts inside a record batch (they skip to a later
+    /// batch, or return nothing): with them use `-1`, since a committed offset is rarely a batch
+    /// boundary.
+    pub resume_rewind_records: i64,
 }
 
 impl Default for SourceConfig {
@@ -144,6 +151,7 @@ impl Default for SourceConfig {
             deadletter_late: true,
             commit_interval_ms: 1_000,
             max_backlog: 200_000,
+            resume_rewind_records: 0,
         }
     }
 }
@@ -340,6 +348,12 @@ impl Config {
         }
         if s.commit_interval_ms == 0 {
             return bad("source.commit_interval_ms", "must be positive".into());
+        }
+        if s.resume_rewind_records < -1 {
+            return bad(
+                "source.resume_rewind_records",
+                format!("must be -1, 0 or positive, got {}", s.resume_rewind_records),
+            );
         }
         if s.max_backlog == 0 {
             return bad("source.max_backlog", "must be positive".into());

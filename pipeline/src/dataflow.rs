@@ -253,6 +253,7 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
     let offsets = Arc::new(offsets);
     let workers = config.source.workers;
     let board = Arc::new(std::sync::Mutex::new(CommitBoard::default()));
+    let counters = handles.counters.clone();
     let guards = {
         let (config, base, board) = (config.clone(), base.clone(), board.clone());
         timely::execute(timely::Config::process(workers), move |worker| {
@@ -277,13 +278,8 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
         .clone()
         .set("group.id", &config.kafka.group_id)
         .create()?;
-    commit_board(
-        &consumer,
-        &config,
-        &board,
-        CommitMode::Sync,
-        &Counters::default(),
-    );
+    commit_board(&consumer, &config, &board, CommitMode::Sync, &counters);
+    tracing::info!(counters = ?counters.snapshot(), "pipeline stopped");
     failure.map_or(Ok(()), Err)
 }
 
@@ -337,6 +333,7 @@ fn run_worker(
         max_records: config.source.max_records_per_activation,
         max_backlog: config.source.max_backlog,
         resume_ms,
+        rewind: config.source.resume_rewind_records,
     };
     let decoder = JsonDecoder::new(config.decode.limits());
     let src = KafkaSource::new(

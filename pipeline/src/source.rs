@@ -53,6 +53,9 @@ struct Partition {
     position: Option<i64>,
     /// When the partition was last found to have nothing left to read.
     caught_up_at: Option<Instant>,
+    /// Records below this offset were read before a restart (we rewound past them on purpose,
+    /// see `source.resume_rewind_records`): they are discarded unprocessed.
+    skip_below: i64,
 }
 
 impl Partition {
@@ -124,6 +127,8 @@ pub struct SourceSettings {
     pub max_backlog: usize,
     /// Windows ending before this were durable before the restart.
     pub resume_ms: u64,
+    /// Records to rewind before a committed offset, -1 for all (`source.resume_rewind_records`).
+    pub rewind: i64,
 }
 
 /// One worker's share of the input: its consumer, partitions, watermark and commits.
@@ -167,7 +172,14 @@ impl KafkaSource {
     ) -> rdkafka::error::KafkaResult<Self> {
         let mut tpl = TopicPartitionList::new();
         for (p, offset) in partitions {
-            tpl.add_partition_offset(&settings.topic, *p, *offset)?;
+            let start = match offset {
+                Offset::Offset(_) if settings.rewind < 0 => Offset::Beginning,
+                Offset::Offset(c) if settings.rewind > 0 => {
+                    Offset::Offset((c - settings.rewind).max(0))
+                }
+                other => *other,
+            };
+            tpl.add_partition_offset(&settings.topic, *p, start)?;
         }
         consumer.assign(&tpl)?;
         let consumer = Arc::new(consumer);
@@ -192,6 +204,10 @@ impl KafkaSource {
                     start: *start,
                     position: None,
                     caught_up_at: None,
+                    skip_below: match start {
+                        Offset::Offset(c) => *c,
+                        _ => 0,
+                    },
                 };
                 (*p, state)
             })
@@ -384,7 +400,6 @@ impl Inner {
         now_ms: u64,
         out: &mut Vec<SpanFacts>,
     ) {
-        Counters::inc(&self.counters.consumed);
         let Some(p) = self.partitions.get_mut(&partition) else {
             tracing::error!(
                 partition,
@@ -393,7 +408,31 @@ impl Inner {
             return;
         };
         p.last_record = Instant::now();
+        let first = p.position.is_none();
+        if let Some(expected) = p.position
+            && offset > expected
+        {
+            // Legitimate after compaction or transactions; otherwise the broker skipped records.
+            tracing::warn!(
+                partition,
+                expected,
+                got = offset,
+                "offset gap in the input partition"
+            );
+        }
         p.position = Some(offset + 1);
+        if offset < p.skip_below {
+            return; // read before the restart, and committed: rewound past on purpose
+        }
+        Counters::inc(&self.counters.consumed);
+        if first && offset > p.skip_below && matches!(p.start, Offset::Offset(_)) {
+            tracing::error!(
+                partition,
+                expected = p.skip_below,
+                got = offset,
+                "the broker skipped records after the committed offset; raise source.resume_rewind_records"
+            );
+        }
         let span = match self.decoder.decode(payload, now_ms) {
             Ok(span) => span,
             Err(e) => {

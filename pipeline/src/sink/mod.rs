@@ -10,7 +10,9 @@
 //! - State: the capabilities and tickets of unacknowledged batches; sinks keep their own
 //!   bounded backlogs and report it through [`Sink::backlog`].
 
+pub mod influx;
 pub mod kafka;
+pub mod redis;
 pub mod threaded;
 
 use std::cell::RefCell;

@@ -28,12 +28,18 @@ pub struct WriteError {
 impl WriteError {
     /// A failure worth retrying.
     pub fn retry(message: impl Into<String>) -> Self {
-        Self { retryable: true, message: message.into() }
+        Self {
+            retryable: true,
+            message: message.into(),
+        }
     }
 
     /// A refusal no retry can fix.
     pub fn reject(message: impl Into<String>) -> Self {
-        Self { retryable: false, message: message.into() }
+        Self {
+            retryable: false,
+            message: message.into(),
+        }
     }
 }
 
@@ -80,6 +86,11 @@ pub enum Report {
     Retrying(String),
 }
 
+/// Dead-letters records a sink refused for good: (sink name, records, the server's message).
+pub type OnReject = Box<dyn FnMut(&'static str, Vec<Arc<Keyed>>, String)>;
+/// Counts a retried write of a sink.
+pub type OnRetry = Box<dyn FnMut(&'static str)>;
+
 /// The worker-side half: submits batches, collects reports.
 pub struct ThreadedSink {
     name: &'static str,
@@ -87,8 +98,8 @@ pub struct ThreadedSink {
     reports: Receiver<Report>,
     backlog: usize,
     outstanding: std::collections::HashMap<u64, usize>,
-    on_reject: Box<dyn FnMut(&'static str, Vec<Arc<Keyed>>, String)>,
-    on_retry: Box<dyn FnMut(&'static str)>,
+    on_reject: OnReject,
+    on_retry: OnRetry,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -98,8 +109,8 @@ impl ThreadedSink {
         name: &'static str,
         writer: impl Writer,
         settings: BatchSettings,
-        on_reject: Box<dyn FnMut(&'static str, Vec<Arc<Keyed>>, String)>,
-        on_retry: Box<dyn FnMut(&'static str)>,
+        on_reject: OnReject,
+        on_retry: OnRetry,
     ) -> Self {
         let (to_thread, from_worker) = channel();
         let (to_worker, reports) = channel();
@@ -142,7 +153,8 @@ impl Sink for ThreadedSink {
         self.backlog += records.len();
         self.outstanding.insert(ticket, records.len());
         if let Some(tx) = &self.to_thread {
-            tx.send((ticket, records.to_vec())).expect("sink thread alive");
+            tx.send((ticket, records.to_vec()))
+                .expect("sink thread alive");
         }
     }
 
@@ -226,7 +238,11 @@ fn write_loop(
                 match writer.write(chunk) {
                     Ok(()) => {
                         if let Some(since) = failing_since.take() {
-                            tracing::info!(sink = name, outage_s = since.elapsed().as_secs_f64(), "sink recovered");
+                            tracing::info!(
+                                sink = name,
+                                outage_s = since.elapsed().as_secs_f64(),
+                                "sink recovered"
+                            );
                         }
                         break;
                     }
@@ -302,7 +318,13 @@ mod tests {
                         truncation_rate: 0.0,
                         rpm: 1.0,
                         tpm: 1.0,
-                        tokens: Tokens { input: 1, output: 1, cache_read: 0, cache_write: 0, reasoning: 0 },
+                        tokens: Tokens {
+                            input: 1,
+                            output: 1,
+                            cache_read: 0,
+                            cache_write: 0,
+                            reasoning: 0,
+                        },
                         latency_ms: None,
                         ttft_ms: None,
                         tpot_ms: None,
@@ -338,7 +360,11 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let retries = Arc::new(Mutex::new(0));
         let r = retries.clone();
-        let writer = Flaky { fail_first: 3, reject: false, seen: seen.clone() };
+        let writer = Flaky {
+            fail_first: 3,
+            reject: false,
+            seen: seen.clone(),
+        };
         let mut sink = ThreadedSink::new(
             "flaky",
             writer,
@@ -355,23 +381,36 @@ mod tests {
         assert_eq!(sink.backlog(), 0);
         assert_eq!(*retries.lock().unwrap(), 3);
         // Batches never exceed max_records (a ticket is never split unless it alone is larger).
-        assert!(seen.lock().unwrap().iter().all(|n| *n <= 3), "{:?}", seen.lock().unwrap());
+        assert!(
+            seen.lock().unwrap().iter().all(|n| *n <= 3),
+            "{:?}",
+            seen.lock().unwrap()
+        );
     }
 
     #[test]
     fn a_refused_batch_is_dead_lettered_and_its_ticket_acknowledged() {
         let rejected = Arc::new(Mutex::new(Vec::new()));
         let r = rejected.clone();
-        let writer = Flaky { fail_first: 0, reject: true, seen: Arc::default() };
+        let writer = Flaky {
+            fail_first: 0,
+            reject: true,
+            seen: Arc::default(),
+        };
         let mut sink = ThreadedSink::new(
             "refusing",
             writer,
             settings(),
-            Box::new(move |name, records, message| r.lock().unwrap().push((name, records.len(), message))),
+            Box::new(move |name, records, message| {
+                r.lock().unwrap().push((name, records.len(), message))
+            }),
             Box::new(|_| {}),
         );
         sink.submit(7, &keyed(2));
         assert_eq!(drain(&mut sink, 1), vec![7]);
-        assert_eq!(*rejected.lock().unwrap(), vec![("refusing", 2, "400 bad field".to_owned())]);
+        assert_eq!(
+            *rejected.lock().unwrap(),
+            vec![("refusing", 2, "400 bad field".to_owned())]
+        );
     }
 }
