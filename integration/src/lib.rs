@@ -314,3 +314,220 @@ pub fn assert_metrics_match(records: &[Consumed], mut truth: BTreeMap<WindowId, 
         check_distribution(&v["tpot_ms"], &mut t.tpot, 1.0, "tpot");
     }
 }
+
+pub mod stores;
+
+/// The distinct metrics records by window, parsed (re-emissions are identical; see
+/// [`assert_metrics_match`]).
+pub fn records_by_window(records: &[Consumed]) -> BTreeMap<WindowId, serde_json::Value> {
+    records
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+            let id = (
+                v["view"].as_str().unwrap().to_owned(),
+                String::from_utf8_lossy(&r.key).into_owned(),
+                v["window_start_ms"].as_u64().unwrap(),
+            );
+            (id, v)
+        })
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// The record's figures that every store carries: `(measurement suffix, field, value)`.
+pub fn stored_fields(v: &serde_json::Value) -> Vec<(&'static str, &'static str, f64)> {
+    let mut out = Vec::new();
+    for f in [
+        "requests",
+        "errors",
+        "truncations",
+        "error_rate",
+        "truncation_rate",
+        "rpm",
+        "tpm",
+    ] {
+        out.push(("requests", f, v[f].as_f64().unwrap()));
+    }
+    for f in ["input", "output", "cache_read", "cache_write", "reasoning"] {
+        out.push(("tokens", f, v["tokens"][f].as_f64().unwrap()));
+    }
+    for (m, key) in [
+        ("latency_ms", "latency_ms"),
+        ("ttft_ms", "ttft_ms"),
+        ("tpot_ms", "tpot_ms"),
+    ] {
+        if v[key].is_object() {
+            for f in ["count", "mean", "min", "max", "p50", "p90", "p95", "p99"] {
+                out.push((m, f, v[key][f].as_f64().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that InfluxDB 1.x holds exactly one point per window record and measurement, with
+/// the record's values (the records were checked against the ground truth already).
+pub fn assert_influx_v1_matches(
+    url: &str,
+    db: &str,
+    prefix: &str,
+    records: &BTreeMap<WindowId, serde_json::Value>,
+) {
+    let mut by_measurement: BTreeMap<
+        &str,
+        BTreeMap<(String, String, u64), BTreeMap<String, serde_json::Value>>,
+    > = BTreeMap::new();
+    for m in ["requests", "tokens", "latency_ms", "ttft_ms", "tpot_ms"] {
+        let points = stores::influx_points(url, db, &format!("{prefix}_{m}"));
+        let mut keyed = BTreeMap::new();
+        for p in points {
+            let series = format!(
+                "provider={},model={},tenant={},feature={}",
+                p["provider"].as_str().unwrap(),
+                p["model"].as_str().unwrap(),
+                p["tenant"].as_str().unwrap(),
+                p["feature"].as_str().unwrap()
+            );
+            let id = (
+                p["view"].as_str().unwrap().to_owned(),
+                series,
+                p["time"].as_u64().unwrap(),
+            );
+            assert!(
+                keyed.insert(id.clone(), p).is_none(),
+                "two points for {m} {id:?}"
+            );
+        }
+        by_measurement.insert(m, keyed);
+    }
+    let requests = &by_measurement["requests"];
+    assert_eq!(
+        requests.len(),
+        records.len(),
+        "one {prefix}_requests point per window"
+    );
+    for (id, v) in records {
+        for (m, field, want) in stored_fields(v) {
+            let point = by_measurement[m]
+                .get(id)
+                .unwrap_or_else(|| panic!("no {prefix}_{m} point for {id:?}"));
+            let got = point[field]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{m}.{field} missing for {id:?}"));
+            assert!(
+                close(got, want),
+                "{id:?} {m}.{field}: influx {got}, record {want}"
+            );
+        }
+    }
+}
+
+/// Asserts that VictoriaMetrics (written through the v2 API) holds every window record's
+/// values: series `{prefix}_{measurement}_{field}`, sample at the window start. The same
+/// value may be stored twice (a replay); a different value never.
+pub fn assert_vm_matches(url: &str, prefix: &str, records: &BTreeMap<WindowId, serde_json::Value>) {
+    let exported = stores::vm_export(url, &format!("{{__name__=~\"{prefix}_.*\"}}"));
+    let mut samples: BTreeMap<(String, WindowId), Vec<f64>> = BTreeMap::new();
+    for (labels, values) in exported {
+        let series = format!(
+            "provider={},model={},tenant={},feature={}",
+            labels["provider"], labels["model"], labels["tenant"], labels["feature"]
+        );
+        for (t, x) in values {
+            samples
+                .entry((
+                    labels["__name__"].clone(),
+                    (labels["view"].clone(), series.clone(), t),
+                ))
+                .or_default()
+                .push(x);
+        }
+    }
+    let mut expected = 0;
+    for (id, v) in records {
+        for (m, field, want) in stored_fields(v) {
+            expected += 1;
+            let name = format!("{prefix}_{m}_{field}");
+            let got = samples
+                .get(&(name.clone(), id.clone()))
+                .unwrap_or_else(|| panic!("no {name} sample for {id:?}"));
+            // VictoriaMetrics keeps about 12 significant digits of a float.
+            assert!(
+                got.iter()
+                    .all(|g| (g - want).abs() <= 1e-11 * want.abs().max(1.0)),
+                "{id:?} {name}: {got:?} vs {want}"
+            );
+        }
+    }
+    let errors = samples
+        .keys()
+        .filter(|(n, _)| n.starts_with(&format!("{prefix}_errors_")))
+        .count();
+    assert_eq!(
+        samples.len() - errors,
+        expected,
+        "no sample without a window record"
+    );
+}
+
+/// Asserts that Redis holds, per view and series, the latest window's record; the latest
+/// window end per view; and the RPM ranking of every window.
+pub fn assert_redis_matches(
+    url: &str,
+    prefix: &str,
+    records: &BTreeMap<WindowId, serde_json::Value>,
+) {
+    let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let mut latest: BTreeMap<(String, String), &serde_json::Value> = BTreeMap::new();
+    let mut last_window: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ranking: BTreeMap<(String, u64), BTreeMap<String, f64>> = BTreeMap::new();
+    for ((view, series, _), v) in records {
+        let end = v["window_end_ms"].as_u64().unwrap();
+        let slot = latest.entry((view.clone(), series.clone())).or_insert(v);
+        if slot["window_end_ms"].as_u64().unwrap() < end {
+            *slot = v;
+        }
+        let lw = last_window.entry(view.clone()).or_default();
+        *lw = (*lw).max(end);
+        ranking
+            .entry((view.clone(), end))
+            .or_default()
+            .insert(series.clone(), v["rpm"].as_f64().unwrap());
+    }
+    for ((view, series), v) in &latest {
+        let key = format!("{prefix}:latest:{view}:{series}");
+        let json: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("json")
+            .query(&mut con)
+            .unwrap();
+        let got: serde_json::Value =
+            serde_json::from_str(&json.unwrap_or_else(|| panic!("no {key}"))).unwrap();
+        assert_eq!(&got, *v, "{key} holds the latest window");
+        let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut con).unwrap();
+        assert!(ttl > 0, "{key} has a TTL");
+    }
+    for (view, end) in &last_window {
+        let got: Option<u64> = redis::cmd("GET")
+            .arg(format!("{prefix}:last_window:{view}"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(got, Some(*end), "last window of {view}");
+    }
+    for ((view, end), want) in &ranking {
+        let key = format!("{prefix}:rpm:{view}:{end}");
+        let got: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query(&mut con)
+            .unwrap();
+        let got: BTreeMap<String, f64> = got.into_iter().collect();
+        assert_eq!(&got, want, "{key}");
+    }
+}

@@ -1,5 +1,6 @@
-//! SIGKILL the real `glassbox` process mid-stream, start it again, and the metrics topic still
-//! holds exactly the ground truth: every window, each re-emission identical.
+//! SIGKILL the real `glassbox` process mid-stream, start it again, and the metrics topic,
+//! InfluxDB and Redis still hold exactly the ground truth: every window, each re-emission
+//! identical, no value inflated by the replay.
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +15,10 @@ struct Topics {
     group: String,
     metrics: String,
     dlq: String,
+    influx_url: String,
+    influx_db: String,
+    redis_url: String,
+    redis_prefix: String,
 }
 
 fn glassbox(t: &Topics, stop_when_idle: bool) -> Child {
@@ -24,6 +29,13 @@ fn glassbox(t: &Topics, stop_when_idle: bool) -> Child {
         .env("GLASSBOX_KAFKA__GROUP_ID", &t.group)
         .env("GLASSBOX_KAFKA__METRICS_TOPIC", &t.metrics)
         .env("GLASSBOX_KAFKA__DEADLETTER_TOPIC", &t.dlq)
+        .env("GLASSBOX_INFLUX__ENABLED", "true")
+        .env("GLASSBOX_INFLUX__API", "v1")
+        .env("GLASSBOX_INFLUX__URL", &t.influx_url)
+        .env("GLASSBOX_INFLUX__DATABASE", &t.influx_db)
+        .env("GLASSBOX_REDIS__ENABLED", "true")
+        .env("GLASSBOX_REDIS__URL", &t.redis_url)
+        .env("GLASSBOX_REDIS__KEY_PREFIX", &t.redis_prefix)
         .env("GLASSBOX_SOURCE__IDLE_TIMEOUT_MS", "2000")
         .env("GLASSBOX_SOURCE__COMMIT_INTERVAL_MS", "200")
         .env("GLASSBOX_SOURCE__MAX_RECORDS_PER_ACTIVATION", "200")
@@ -47,7 +59,18 @@ fn sigkill_mid_stream_then_restart_yields_exactly_the_ground_truth() {
         group: unique("restart-group"),
         metrics: unique("restart-metrics"),
         dlq: unique("restart-dlq"),
+        influx_url: std::env::var("GLASSBOX_TEST_INFLUX_V1_URL")
+            .expect("GLASSBOX_TEST_INFLUX_V1_URL is not set"),
+        influx_db: unique("restart").replace('-', "_"),
+        redis_url: std::env::var("GLASSBOX_TEST_REDIS_URL")
+            .expect("GLASSBOX_TEST_REDIS_URL is not set"),
+        redis_prefix: unique("restart"),
     };
+    glassbox_integration::stores::influx_query(
+        &t.influx_url,
+        "",
+        &format!("CREATE DATABASE {}", t.influx_db),
+    );
     create_topic(&t.input, 4);
     let start_ms = (now_ms() - 2 * 3_600_000) / 60_000 * 60_000;
     let mut generator = Generator::new(11, start_ms, 100.0);
@@ -120,8 +143,12 @@ fn sigkill_mid_stream_then_restart_yields_exactly_the_ground_truth() {
     );
     let metrics = consume_all(&t.metrics, Duration::from_secs(3));
     assert!(metrics.len() > before, "the second run emitted the rest");
+    let records = records_by_window(&metrics);
     assert_metrics_match(
         &metrics,
         ground_truth(&spans, &glassbox::config::Config::default().metrics.views()),
     );
+    // Both stores hold exactly the same windows: nothing missing, nothing inflated by the replay.
+    assert_influx_v1_matches(&t.influx_url, &t.influx_db, "glassbox", &records);
+    assert_redis_matches(&t.redis_url, &t.redis_prefix, &records);
 }

@@ -59,6 +59,10 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The pipeline's own telemetry.
     pub telemetry: TelemetryConfig,
+    /// The InfluxDB sink: every window record as line protocol (see `sink::influx`).
+    pub influx: crate::sink::influx::InfluxConfig,
+    /// The Redis sink: live per-series state for applications (see `sink::redis`).
+    pub redis: crate::sink::redis::RedisConfig,
 }
 
 /// Kafka connection, topics and client properties.

@@ -18,8 +18,11 @@ use timely::dataflow::operators::generic::operator::source;
 
 use crate::config::Config;
 use crate::offsets::CommitBoard;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Tag};
+use crate::sink::influx::InfluxWriter;
 use crate::sink::kafka::KafkaSink;
+use crate::sink::redis::RedisWriter;
+use crate::sink::threaded::{BatchSettings, OnReject, OnRetry, ThreadedSink};
 use crate::sink::{Sink, durable_sinks};
 use crate::source::{KafkaSource, SourceSettings};
 use crate::telemetry::Counters;
@@ -47,6 +50,9 @@ pub enum PipelineError {
     /// A worker failed.
     #[error("worker failed: {0}")]
     Worker(String),
+    /// A sink's settings are unusable.
+    #[error("sink: {0}")]
+    Sink(String),
 }
 
 /// Extra sinks a caller adds to every worker (the demo's live table, tests).
@@ -237,6 +243,13 @@ fn commit_board(
 /// input is exhausted.
 pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
     config.validate()?;
+    // Fail fast on sink settings (secrets resolved, URLs parsed) before touching Kafka.
+    if config.influx.enabled {
+        InfluxWriter::new(&config.influx).map_err(PipelineError::Sink)?;
+    }
+    if config.redis.enabled {
+        RedisWriter::new(&config.redis).map_err(PipelineError::Sink)?;
+    }
     let base = client_config(config)?;
     let partitions = input_partitions(config, &base)?;
     ensure_output_topics(config, &base)?;
@@ -283,6 +296,65 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
     failure.map_or(Ok(()), Err)
 }
 
+/// The InfluxDB and Redis sinks the configuration enables, each on a writer thread of its own.
+fn server_sinks(
+    config: &Config,
+    outbox: &Rc<RefCell<Outbox>>,
+    counters: &Arc<Counters>,
+) -> Result<Vec<Box<dyn Sink>>, String> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let dead_letters: Arc<str> = config.kafka.deadletter_topic.as_str().into();
+    let on_reject = || -> OnReject {
+        let (outbox, counters, topic) = (outbox.clone(), counters.clone(), dead_letters.clone());
+        Box::new(move |sink, records, message| {
+            counters
+                .sink_rejected
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            for r in records {
+                counters.dead_letter("sink_rejected");
+                let payload = serde_json::to_vec(&r.record).expect("metrics records serialize");
+                let headers = vec![
+                    ("glassbox.reason", b"sink_rejected".to_vec()),
+                    ("glassbox.sink", sink.as_bytes().to_vec()),
+                    ("glassbox.error", message.as_bytes().to_vec()),
+                ];
+                outbox.borrow_mut().send(
+                    &topic,
+                    r.key.clone().into_bytes(),
+                    payload,
+                    headers,
+                    Tag::Untracked,
+                );
+            }
+        })
+    };
+    let on_retry = || -> OnRetry {
+        let counters = counters.clone();
+        Box::new(move |_| Counters::inc(&counters.sink_retries))
+    };
+    if config.influx.enabled {
+        let writer = InfluxWriter::new(&config.influx)?;
+        sinks.push(Box::new(ThreadedSink::new(
+            "influx",
+            writer,
+            config.influx.batch_settings(),
+            on_reject(),
+            on_retry(),
+        )));
+    }
+    if config.redis.enabled {
+        let writer = RedisWriter::new(&config.redis)?;
+        sinks.push(Box::new(ThreadedSink::new(
+            "redis",
+            writer,
+            BatchSettings::default(),
+            on_reject(),
+            on_retry(),
+        )));
+    }
+    Ok(sinks)
+}
+
 fn run_worker(
     worker: &mut timely::worker::Worker,
     config: &Config,
@@ -301,6 +373,7 @@ fn run_worker(
         outbox.clone(),
         &config.kafka.metrics_topic,
     ))];
+    sinks.extend(server_sinks(config, &outbox, &counters)?);
     if let Some(extra) = &handles.extra_sinks {
         sinks.push(extra(index));
     }

@@ -31,6 +31,9 @@ pub enum Tag {
     },
     /// A sink ticket (see [`crate::sink`]).
     Ticket(u64),
+    /// Nobody waits for this record (a dead-lettered window record): kept until acknowledged,
+    /// like every record, but its acknowledgement is not reported.
+    Untracked,
 }
 
 struct Pending {
@@ -171,7 +174,7 @@ impl Outbox {
                         self.acked_dead_letters.push((partition, offset));
                     }
                     Some(Tag::Ticket(t)) => self.acked_tickets.push(t),
-                    None => {}
+                    Some(Tag::Untracked) | None => {}
                 },
                 Some(error) => {
                     Counters::inc(&self.counters.produce_retries);

@@ -23,6 +23,10 @@ pub struct Counters {
     pub windows_emitted: AtomicU64,
     /// Produce attempts that failed and were retried.
     pub produce_retries: AtomicU64,
+    /// Sink writes that failed and were retried (server down, 5xx, timeouts).
+    pub sink_retries: AtomicU64,
+    /// Window records a sink refused for good, dead-lettered.
+    pub sink_rejected: AtomicU64,
     /// Offset commits issued.
     pub commits: AtomicU64,
     /// Activations in which the source did not read because the sinks' backlog was full.
@@ -67,6 +71,8 @@ impl Counters {
             ("deadlettered", get(&self.deadlettered)),
             ("windows_emitted", get(&self.windows_emitted)),
             ("produce_retries", get(&self.produce_retries)),
+            ("sink_retries", get(&self.sink_retries)),
+            ("sink_rejected", get(&self.sink_rejected)),
             ("commits", get(&self.commits)),
             ("backpressure_pauses", get(&self.backpressure_pauses)),
         ])
