@@ -369,6 +369,9 @@ pub fn stored_fields(v: &serde_json::Value) -> Vec<(&'static str, &'static str, 
     out
 }
 
+/// An InfluxDB point: column → value.
+pub type Point = BTreeMap<String, serde_json::Value>;
+
 /// Asserts that InfluxDB 1.x holds exactly one point per window record and measurement, with
 /// the record's values (the records were checked against the ground truth already).
 pub fn assert_influx_v1_matches(
@@ -377,10 +380,7 @@ pub fn assert_influx_v1_matches(
     prefix: &str,
     records: &BTreeMap<WindowId, serde_json::Value>,
 ) {
-    let mut by_measurement: BTreeMap<
-        &str,
-        BTreeMap<(String, String, u64), BTreeMap<String, serde_json::Value>>,
-    > = BTreeMap::new();
+    let mut by_measurement: BTreeMap<&str, BTreeMap<WindowId, Point>> = BTreeMap::new();
     for m in ["requests", "tokens", "latency_ms", "ttft_ms", "tpot_ms"] {
         let points = stores::influx_points(url, db, &format!("{prefix}_{m}"));
         let mut keyed = BTreeMap::new();

@@ -79,8 +79,11 @@ pub fn influx_points(url: &str, db: &str, measurement: &str) -> Vec<BTreeMap<Str
     out
 }
 
-/// VictoriaMetrics export of every series matching `selector`: (labels, [(timestamp, value)]).
-pub fn vm_export(url: &str, selector: &str) -> Vec<(BTreeMap<String, String>, Vec<(u64, f64)>)> {
+/// One exported series: its labels and `(timestamp ms, value)` samples.
+pub type VmSeries = (BTreeMap<String, String>, Vec<(u64, f64)>);
+
+/// VictoriaMetrics export of every series matching `selector`.
+pub fn vm_export(url: &str, selector: &str) -> Vec<VmSeries> {
     get(&format!("{url}/internal/force_flush"));
     let body = get(&format!(
         "{url}/api/v1/export?match[]={}",
