@@ -39,6 +39,12 @@ bash "$SCRIPT_DIR/stack.sh" start 2>&1
 . "$STACK_DIR/env"
 
 if [ "${GLASSBOX_LINT:-0}" = 1 ] || [ "${CI:-}" = true ]; then
+  section "cargo fmt --all -- --check"
+  cargo fmt --all -- --check || {
+    rc=$?
+    section "cargo fmt FAILED (exit $rc)"
+    exit "$rc"
+  }
   section "cargo clippy --workspace --all-targets -- -D warnings"
   cargo clippy --workspace --all-targets -- -D warnings || {
     rc=$?
