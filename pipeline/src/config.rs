@@ -36,7 +36,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A secret reference could not be resolved.
-    #[error("invalid config: `kafka.properties.{key}`: {message}")]
+    #[error("invalid config: {message}")]
     Secret {
         /// The property.
         key: String,
@@ -399,21 +399,11 @@ impl Config {
             .properties
             .iter()
             .map(|(key, value)| {
-                let secret = |message: String| ConfigError::Secret {
-                    key: key.clone(),
-                    message,
-                };
-                let resolved = if let Some(var) = value.strip_prefix("env:") {
-                    std::env::var(var)
-                        .map_err(|_| secret(format!("environment variable {var} is not set")))?
-                } else if let Some(path) = value.strip_prefix("file:") {
-                    std::fs::read_to_string(path)
-                        .map_err(|e| secret(format!("cannot read {path}: {e}")))?
-                        .trim_end()
-                        .to_owned()
-                } else {
-                    value.clone()
-                };
+                let resolved = crate::secret::resolve(&format!("kafka.properties.{key}"), value)
+                    .map_err(|message| ConfigError::Secret {
+                        key: key.clone(),
+                        message,
+                    })?;
                 Ok((key.clone(), resolved))
             })
             .collect()

@@ -13,6 +13,7 @@ pub mod loadgen;
 pub mod offsets;
 pub mod outbox;
 pub mod record;
+pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod telemetry;

@@ -83,16 +83,7 @@ impl Secret {
     /// The secret's value. `field` names the config field in the error, which never contains
     /// the secret.
     pub fn resolve(&self, field: &str) -> Result<String, String> {
-        if let Some(var) = self.0.strip_prefix("env:") {
-            std::env::var(var)
-                .map_err(|_| format!("`{field}`: environment variable {var} is not set"))
-        } else if let Some(path) = self.0.strip_prefix("file:") {
-            std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-                .map_err(|e| format!("`{field}`: cannot read {path}: {e}"))
-        } else {
-            Ok(self.0.clone())
-        }
+        crate::secret::resolve(field, &self.0)
     }
 }
 

@@ -209,17 +209,7 @@ impl RedisConfig {
 
 /// Resolves `env:NAME`, `file:/path` or a literal; the error names the field, never the value.
 fn resolve_password(value: &str) -> Result<String, String> {
-    if let Some(var) = value.strip_prefix("env:") {
-        std::env::var(var)
-            .map_err(|_| format!("`redis.password`: environment variable {var} is not set"))
-    } else if let Some(path) = value.strip_prefix("file:") {
-        Ok(std::fs::read_to_string(path)
-            .map_err(|e| format!("`redis.password`: cannot read {path}: {e}"))?
-            .trim_end()
-            .to_owned())
-    } else {
-        Ok(value.to_owned())
-    }
+    crate::secret::resolve("redis.password", value)
 }
 
 /// Writes the latest window of a series unless a newer one is stored, and raises
