@@ -14,9 +14,34 @@ pub const UNKNOWN: &str = "unknown";
 /// The values of the configured series dimensions, in configuration order.
 ///
 /// Shared (`Arc`): a series key is copied into every update of every window it appears in, so
-/// a clone must not copy its strings.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// a clone must not copy its strings, and comparing two copies of the same key (what sorting a
+/// window's updates does most) must not compare its strings either.
+#[derive(Clone, Debug, Hash, Serialize, Deserialize)]
 pub struct Series(pub Arc<[String]>);
+
+impl PartialEq for Series {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Series {}
+
+impl PartialOrd for Series {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Series {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
 
 impl Default for Series {
     fn default() -> Self {
