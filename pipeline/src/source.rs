@@ -373,7 +373,7 @@ impl Inner {
     ) {
         match result {
             Ok(msg) => {
-                let key = msg.key().map(<[u8]>::to_vec).unwrap_or_default();
+                let key = msg.key().unwrap_or_default();
                 let payload = msg.payload().unwrap_or_default();
                 self.record(
                     msg.partition(),
@@ -394,7 +394,7 @@ impl Inner {
         &mut self,
         partition: i32,
         offset: i64,
-        key: Vec<u8>,
+        key: &[u8],
         payload: &[u8],
         cap_time: u64,
         now_ms: u64,
@@ -483,7 +483,7 @@ impl Inner {
         &mut self,
         partition: i32,
         offset: i64,
-        key: Vec<u8>,
+        key: &[u8],
         payload: &[u8],
         reason: &'static str,
         detail: &str,
@@ -510,7 +510,7 @@ impl Inner {
         ];
         self.outbox.borrow_mut().send(
             &self.settings.deadletter_topic,
-            key,
+            key.to_vec(),
             payload.to_vec(),
             headers,
             Tag::DeadLetter { partition, offset },
