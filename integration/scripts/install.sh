@@ -10,8 +10,9 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 log() { printf '[install] %s\n' "$*" >&2; }
 
-# Debian packages needed (make/perl/gcc/g++/pkg-config/zlib1g-dev: rdkafka's bundled librdkafka).
-PACKAGES=(redis-server influxdb victoria-metrics curl make perl gcc g++ pkg-config zlib1g-dev)
+# Debian packages needed (make/perl/gcc/g++/pkg-config/zlib1g-dev/libssl-dev: rdkafka's bundled
+# librdkafka, built with TLS and SASL/SCRAM support).
+PACKAGES=(redis-server influxdb victoria-metrics curl make perl gcc g++ pkg-config zlib1g-dev libssl-dev)
 SERVICE_PACKAGES=(redis-server influxdb victoria-metrics)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }

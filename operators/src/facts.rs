@@ -16,8 +16,15 @@ pub const UNKNOWN: &str = "unknown";
 /// Shared (`Arc`): a series key is copied into every update of every window it appears in, so
 /// a clone must not copy its strings, and comparing two copies of the same key (what sorting a
 /// window's updates does most) must not compare its strings either.
-#[derive(Clone, Debug, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Series(pub Arc<[String]>);
+
+impl std::hash::Hash for Series {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // By content, as equality is: two copies of one key hash alike.
+        self.0.hash(state);
+    }
+}
 
 impl PartialEq for Series {
     fn eq(&self, other: &Self) -> bool {

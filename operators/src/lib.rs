@@ -14,6 +14,7 @@
 //!
 //! Every timestamp in these operators is event time in milliseconds since the Unix epoch.
 
+pub mod cost;
 pub mod facts;
 pub mod figures;
 pub mod metrics;

@@ -122,6 +122,7 @@ pub fn demo(opts: DemoOptions, handles: Handles) -> Result<(), PipelineError> {
     // The mock cluster does not implement CreateTopics: create the output topics directly.
     cluster.create_topic(&config.kafka.metrics_topic, 4, 1)?;
     cluster.create_topic(&config.kafka.deadletter_topic, 1, 1)?;
+    cluster.create_topic(&config.kafka.state_topic, 1, 1)?;
     config.kafka.brokers = brokers.clone();
     config.kafka.input_topic = topic.into();
     config.metrics.window_ms = opts.window_ms;
