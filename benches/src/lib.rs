@@ -1,10 +1,13 @@
 //! Shared pieces of glassbox's benchmarks: generated input and an in-process pipeline that
 //! runs the real decode → facts → windows → sketches path without a broker.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use glassbox::loadgen::Generator;
-use glassbox_operators::{Dimensions, SpanFacts, Views, window_metrics};
+use glassbox_operators::views::WindowKey;
+use glassbox_operators::{Dimensions, SpanFacts, Views, WindowMetrics, window_metrics};
 use glassbox_schemas::{DecodeLimits, JsonDecoder};
 use timely::dataflow::operators::generic::operator::source;
 
@@ -20,6 +23,81 @@ pub fn lenient() -> JsonDecoder {
         horizon_past_ms: u64::MAX / 2,
         horizon_future_ms: u64::MAX / 2,
         ..DecodeLimits::default()
+    })
+}
+
+/// `n` generated spans decoded into facts (default dimensions); non-model spans are dropped.
+pub fn facts(n: usize, start_ms: u64, rate: f64) -> Vec<SpanFacts> {
+    let decoder = lenient();
+    let dims = Dimensions::default();
+    payloads(n, start_ms, rate)
+        .iter()
+        .filter_map(|p| {
+            SpanFacts::from_span(
+                &decoder.decode(p, 0).expect("generated spans decode"),
+                &dims,
+            )
+        })
+        .collect()
+}
+
+/// Window records of [`replay_windows`].
+pub type Windows = Vec<(WindowKey, WindowMetrics)>;
+
+/// Runs windows + sketches (`window_metrics`) over pre-decoded `facts` (sorted by event time)
+/// in one timely worker on the calling thread, fed in batches of 10,000 under a watermark 5 s
+/// behind the largest event time, as the Kafka source does. Returns the number of window
+/// records and, when `keep`, the records themselves.
+pub fn replay_windows(facts: Vec<SpanFacts>, views: Views, keep: bool) -> (usize, Windows) {
+    timely::execute_directly(move |worker| {
+        let out: Rc<RefCell<(usize, Windows)>> = Rc::default();
+        let sink = out.clone();
+        let probe = worker.dataflow::<u64, _, _>(|scope| {
+            let stream = source(scope, "ReplayFacts", move |cap, info| {
+                let activator = scope.activator_for(info.address);
+                let mut cap = Some(cap);
+                let mut facts = facts.into_iter();
+                let mut max_seen = 0u64;
+                move |output| {
+                    let Some(c) = cap.as_mut() else { return };
+                    let mut batch: Vec<SpanFacts> = facts.by_ref().take(10_000).collect();
+                    for f in &batch {
+                        max_seen = max_seen.max(f.start_ms);
+                    }
+                    if !batch.is_empty() {
+                        output.session(c).give_container(&mut batch);
+                    }
+                    if facts.len() == 0 {
+                        cap = None;
+                    } else {
+                        let w = max_seen.saturating_sub(5_000);
+                        if w > *c.time() {
+                            c.downgrade(&w);
+                        }
+                        activator.activate();
+                    }
+                }
+            });
+            let (probe, _) = window_metrics(stream, &views)
+                .inspect_batch(move |_, data| {
+                    let mut s = sink.borrow_mut();
+                    for ((key, metrics), _, diff) in data {
+                        if *diff > 0 {
+                            s.0 += 1;
+                            if keep {
+                                s.1.push((key.clone(), metrics.clone()));
+                            }
+                        }
+                    }
+                })
+                .probe();
+            probe
+        });
+        while !probe.done() {
+            worker.step();
+        }
+        let mut r = out.borrow_mut();
+        (r.0, std::mem::take(&mut r.1))
     })
 }
 
@@ -107,4 +185,25 @@ pub fn peak_rss_mib() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU time (user + system, seconds) of process `pid` (`"self"` for this one), from
+/// `/proc/PID/stat`; assumes the usual 100 clock ticks per second.
+pub fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start at field 3 (state);
+    // utime and stime are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The nearest-rank `q` quantile of sorted `values` (0 when empty).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }

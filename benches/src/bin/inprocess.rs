@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use glassbox_benches::{in_process, payloads, peak_rss_mib};
+use glassbox_benches::{facts, in_process, payloads, peak_rss_mib, replay_windows};
 use glassbox_operators::Views;
 
 fn main() {
@@ -28,23 +28,42 @@ fn main() {
     let decoder = glassbox_benches::lenient();
     let dims = glassbox_operators::Dimensions::default();
     let t = std::time::Instant::now();
-    let facts = input
+    let calls = input
         .iter()
         .filter_map(|p| {
             glassbox_operators::SpanFacts::from_span(&decoder.decode(p, 0).expect("decodes"), &dims)
         })
         .count();
     println!(
-        "decode + facts alone, 1 thread: {:.0} spans/s ({facts} model calls)",
+        "decode + facts alone, 1 thread: {:.0} spans/s ({calls} model calls)",
         n as f64 / t.elapsed().as_secs_f64()
     );
     for w in workers {
         let (elapsed, windows) = in_process(input.clone(), w, Views::standard(60_000, 300_000));
         println!(
-            "workers={w}: {:.0} spans/s ({:.2} s, {windows} window records), peak RSS {:.0} MiB",
+            "workers={w}: {:.0} spans/s ({:.2} s, {windows} window records = {:.0} records/s), \
+             peak RSS {:.0} MiB (the input alone is {:.0} MB)",
             n as f64 / elapsed.as_secs_f64(),
             elapsed.as_secs_f64(),
-            peak_rss_mib()
+            windows as f64 / elapsed.as_secs_f64(),
+            peak_rss_mib(),
+            bytes as f64 / 1e6
+        );
+    }
+    drop(input);
+    // Windows + sketches alone, one worker, on pre-decoded facts: at the same event-time rate,
+    // and at a fifth of it (five times as many windows per span), to separate the cost per span
+    // from the cost per window record.
+    for rate in [1_000.0, 200.0] {
+        let facts = facts(n, 1_764_316_800_000, rate);
+        let calls = facts.len();
+        let t = std::time::Instant::now();
+        let (records, _) = replay_windows(facts, Views::standard(60_000, 300_000), false);
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "windows + sketches alone, 1 worker, {rate} spans/s of event time: {:.0} spans/s \
+             ({calls} model calls, {records} window records, {s:.2} s)",
+            n as f64 / s
         );
     }
 }
