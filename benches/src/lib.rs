@@ -41,6 +41,36 @@ pub fn facts(n: usize, start_ms: u64, rate: f64) -> Vec<SpanFacts> {
         .collect()
 }
 
+/// A timely source that emits the batches `next_batch` yields (`None`: input finished) at a
+/// watermark 5 s behind the largest event time seen, as the Kafka source does.
+fn replay<'scope>(
+    scope: timely::dataflow::Scope<'scope, u64>,
+    mut next_batch: impl FnMut() -> Option<Vec<SpanFacts>> + 'static,
+) -> timely::dataflow::StreamVec<'scope, u64, SpanFacts> {
+    source(scope, "Replay", move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut cap = Some(cap);
+        let mut max_seen = 0u64;
+        move |output| {
+            let Some(c) = cap.as_mut() else { return };
+            match next_batch() {
+                None => cap = None,
+                Some(mut batch) => {
+                    max_seen = batch.iter().map(|f| f.start_ms).fold(max_seen, u64::max);
+                    if !batch.is_empty() {
+                        output.session(c).give_container(&mut batch);
+                    }
+                    let w = max_seen.saturating_sub(5_000);
+                    if w > *c.time() {
+                        c.downgrade(&w);
+                    }
+                    activator.activate();
+                }
+            }
+        }
+    })
+}
+
 /// Window records of [`replay_windows`].
 pub type Windows = Vec<(WindowKey, WindowMetrics)>;
 
@@ -53,30 +83,10 @@ pub fn replay_windows(facts: Vec<SpanFacts>, views: Views, keep: bool) -> (usize
         let out: Rc<RefCell<(usize, Windows)>> = Rc::default();
         let sink = out.clone();
         let probe = worker.dataflow::<u64, _, _>(|scope| {
-            let stream = source(scope, "ReplayFacts", move |cap, info| {
-                let activator = scope.activator_for(info.address);
-                let mut cap = Some(cap);
-                let mut facts = facts.into_iter();
-                let mut max_seen = 0u64;
-                move |output| {
-                    let Some(c) = cap.as_mut() else { return };
-                    let mut batch: Vec<SpanFacts> = facts.by_ref().take(10_000).collect();
-                    for f in &batch {
-                        max_seen = max_seen.max(f.start_ms);
-                    }
-                    if !batch.is_empty() {
-                        output.session(c).give_container(&mut batch);
-                    }
-                    if facts.len() == 0 {
-                        cap = None;
-                    } else {
-                        let w = max_seen.saturating_sub(5_000);
-                        if w > *c.time() {
-                            c.downgrade(&w);
-                        }
-                        activator.activate();
-                    }
-                }
+            let mut facts = facts.into_iter();
+            let stream = replay(scope, move || {
+                let batch: Vec<SpanFacts> = facts.by_ref().take(10_000).collect();
+                (!batch.is_empty()).then_some(batch)
             });
             let (probe, _) = window_metrics(stream, &views)
                 .inspect_batch(move |_, data| {
@@ -118,40 +128,21 @@ pub fn in_process(
         let emitted = std::rc::Rc::new(std::cell::Cell::new(0usize));
         let count = emitted.clone();
         let probe = worker.dataflow::<u64, _, _>(|scope| {
-            let facts = source(scope, "Replay", move |cap, info| {
-                let activator = scope.activator_for(info.address);
-                let mut cap = Some(cap);
-                let mut next = index;
-                let mut max_seen = 0u64;
-                move |output| {
-                    let Some(c) = cap.as_mut() else { return };
-                    let mut batch: Vec<SpanFacts> = Vec::with_capacity(10_000);
-                    let mut read = 0;
-                    while read < 10_000 && next < payloads.len() {
-                        let span = decoder
-                            .decode(&payloads[next], 0)
-                            .expect("generated spans decode");
-                        next += peers;
-                        read += 1;
-                        if let Some(f) = SpanFacts::from_span(&span, &dims) {
-                            max_seen = max_seen.max(f.start_ms);
-                            batch.push(f);
-                        }
-                    }
-                    if !batch.is_empty() {
-                        output.session(c).give_container(&mut batch);
-                    }
-                    if next >= payloads.len() {
-                        cap = None;
-                    } else {
-                        // Watermark: 5 s behind the largest event time, as the Kafka source.
-                        let w = max_seen.saturating_sub(5_000);
-                        if w > *c.time() {
-                            c.downgrade(&w);
-                        }
-                        activator.activate();
-                    }
+            let mut next = index;
+            let facts = replay(scope, move || {
+                if next >= payloads.len() {
+                    return None;
                 }
+                let mut batch = Vec::with_capacity(10_000);
+                for _ in 0..10_000 {
+                    let Some(payload) = payloads.get(next) else {
+                        break;
+                    };
+                    let span = decoder.decode(payload, 0).expect("generated spans decode");
+                    next += peers;
+                    batch.extend(SpanFacts::from_span(&span, &dims));
+                }
+                Some(batch)
             });
             let (probe, _) = window_metrics(facts, &views)
                 .inspect_batch(move |_, data| {
