@@ -45,14 +45,6 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// A lone count, for a sketch bucket or an error class.
-    pub fn count(n: i64) -> Self {
-        Self {
-            n,
-            ..Self::default()
-        }
-    }
-
     /// The totals one span contributes.
     pub fn of(f: &SpanFacts) -> Self {
         let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);

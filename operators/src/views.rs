@@ -52,22 +52,6 @@ impl Views {
         Self { pane_ms, views }
     }
 
-    /// Checks the invariants; returns the first violation.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.pane_ms == 0 {
-            return Err("window width must be positive".into());
-        }
-        for v in &self.views {
-            if v.length_ms == 0 || v.length_ms % self.pane_ms != 0 {
-                return Err(format!(
-                    "view {} length {} ms is not a positive multiple of the window width {} ms",
-                    v.name, v.length_ms, self.pane_ms
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// The latest window end (ms) a span starting at `start_ms` contributes to, over all views:
     /// once every output up to it is durable, the span's offset may be committed.
     pub fn last_window_end(&self, start_ms: u64) -> u64 {
