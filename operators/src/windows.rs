@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap as HashMap;
 use differential_dataflow::AsCollection;
 use differential_dataflow::VecCollection;
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
@@ -42,6 +42,13 @@ struct SeriesState {
     last: Vec<Option<WindowParts>>,
 }
 
+fn series_hash(series: &Series) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    series.hash(&mut h);
+    h.finish()
+}
+
 /// Builds every window of every view; see the module's time contract.
 pub fn windows<'scope>(
     facts: StreamVec<'scope, u64, SpanFacts>,
@@ -53,7 +60,9 @@ pub fn windows<'scope>(
     assert!(lengths.len() <= usize::from(u8::MAX), "at most 255 views");
     let longest = lengths.iter().copied().max().unwrap_or(w);
     facts
-        .unary_frontier(Pipeline, "Windows", move |_cap, _info| {
+        // Each series is windowed by one worker: every window is then emitted (and retracted)
+        // once, not once per worker that saw a span of it.
+        .unary_frontier(Exchange::new(|f: &SpanFacts| series_hash(&f.series)), "Windows", move |_cap, _info| {
             let mut open: BTreeMap<u64, (Capability<u64>, HashMap<Series, PaneAcc>)> = BTreeMap::new();
             let mut closed: HashMap<Series, SeriesState> = HashMap::default();
             // The next pane end to step through while `closed` holds state, with its capability.
