@@ -159,14 +159,24 @@ pub struct Truth {
 /// `(view name, series "provider=…,model=…,tenant=…,feature=…", window start ms)`.
 pub type WindowId = (String, String, u64);
 
+/// The series key of the default dimensions, as glassbox writes it (the Kafka key):
+/// `provider=…,model=…,tenant=…,feature=…`; `get` reads a dimension's value.
+pub fn series_key<'a>(get: impl Fn(&str) -> &'a str) -> String {
+    ["provider", "model", "tenant", "feature"]
+        .map(|d| format!("{d}={}", get(d)))
+        .join(",")
+}
+
 /// The ground truth of every (view, series, window) for the default dimensions.
 pub fn ground_truth(spans: &[GenSpan], views: &Views) -> BTreeMap<WindowId, Truth> {
     let mut truth: BTreeMap<WindowId, Truth> = BTreeMap::new();
     for s in spans.iter().filter(|s| s.kind == "llm") {
-        let series = format!(
-            "provider={},model={},tenant={},feature={}",
-            s.provider, s.model, s.tenant, s.feature
-        );
+        let series = series_key(|d| match d {
+            "provider" => s.provider,
+            "model" => s.model,
+            "tenant" => s.tenant,
+            _ => s.feature,
+        });
         let start_ms = s.start_ns / 1_000_000;
         let pane_end = (start_ms / views.pane_ms + 1) * views.pane_ms;
         let latency = s.duration_ns / 1_000;
@@ -242,13 +252,7 @@ pub fn assert_metrics_match(records: &[Consumed], mut truth: BTreeMap<WindowId, 
         let v: serde_json::Value =
             serde_json::from_slice(&r.payload).expect("metrics record is JSON");
         let s = &v["series"];
-        let series = format!(
-            "provider={},model={},tenant={},feature={}",
-            s["provider"].as_str().unwrap(),
-            s["model"].as_str().unwrap(),
-            s["tenant"].as_str().unwrap(),
-            s["feature"].as_str().unwrap()
-        );
+        let series = series_key(|d| s[d].as_str().unwrap());
         assert_eq!(
             String::from_utf8_lossy(&r.key),
             series,
@@ -385,13 +389,7 @@ pub fn assert_influx_v1_matches(
         let points = stores::influx_points(url, db, &format!("{prefix}_{m}"));
         let mut keyed = BTreeMap::new();
         for p in points {
-            let series = format!(
-                "provider={},model={},tenant={},feature={}",
-                p["provider"].as_str().unwrap(),
-                p["model"].as_str().unwrap(),
-                p["tenant"].as_str().unwrap(),
-                p["feature"].as_str().unwrap()
-            );
+            let series = series_key(|d| p[d].as_str().unwrap());
             let id = (
                 p["view"].as_str().unwrap().to_owned(),
                 series,
@@ -433,10 +431,7 @@ pub fn assert_vm_matches(url: &str, prefix: &str, records: &BTreeMap<WindowId, s
     let exported = stores::vm_export(url, &format!("{{__name__=~\"{prefix}_.*\"}}"));
     let mut samples: BTreeMap<(String, WindowId), Vec<f64>> = BTreeMap::new();
     for (labels, values) in exported {
-        let series = format!(
-            "provider={},model={},tenant={},feature={}",
-            labels["provider"], labels["model"], labels["tenant"], labels["feature"]
-        );
+        let series = series_key(|d| labels[d].as_str());
         for (t, x) in values {
             samples
                 .entry((
