@@ -137,7 +137,19 @@ pub struct Price {
 }
 
 /// The five prices that apply to one call, pico-USD per token.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Rates {
     /// Per uncached input token.
     pub input: u64,
@@ -618,6 +630,18 @@ impl PriceTable {
     /// pico-USD.
     pub fn rounded_prices(&self) -> usize {
         self.rounded
+    }
+
+    /// Every prompt-size tier threshold of the table, ascending, distinct.
+    pub fn tier_thresholds(&self) -> Vec<u64> {
+        let mut t: Vec<u64> = self
+            .models
+            .values()
+            .flat_map(|p| p.tiers.iter().map(|tier| tier.above_tokens))
+            .collect();
+        t.sort_unstable();
+        t.dedup();
+        t
     }
 
     /// Alias targets that are not entries of the table (worth a warning at load time).

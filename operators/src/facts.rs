@@ -4,7 +4,10 @@
 //! carries prompt or answer text, and never re-derives TPOT or the series key.
 
 use glassbox_schemas::{Span, SpanKind};
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use crate::cost::TokenSemantics;
 
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +132,149 @@ pub struct SpanFacts {
     pub error: Option<String>,
     /// `finish_reasons` contains `length`: the answer was cut off.
     pub truncated: bool,
+    /// What prices the call, and its tokens by price class; `None` when cost is off.
+    pub usage: Option<SpanUsage>,
+}
+
+/// What prices a call: the provider and model as the span reported them (resolved against the
+/// price table only downstream, so that a new table re-prices them), and its prompt-size tier.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PriceKey {
+    /// `gen_ai.provider.name` (or `gen_ai.system`), when the span has one.
+    pub provider: Option<Arc<str>>,
+    /// The model (response model first, then request model); [`UNKNOWN`] when absent.
+    pub model: Arc<str>,
+    /// The largest tier threshold of [`CostKeying`] that the prompt exceeds, or 0: every
+    /// threshold `T` of the keying satisfies `prompt > T ⟺ tier ≥ T`, which is all a price
+    /// tier asks of the prompt size.
+    pub tier: u64,
+}
+
+impl PriceKey {
+    /// A prompt size that selects the same price tiers as every prompt of this key.
+    pub fn representative_prompt(&self) -> u64 {
+        if self.tier == 0 { 0 } else { self.tier + 1 }
+    }
+
+    /// `provider/model@tier` (`-` for no provider): the key's text form in Redis.
+    pub fn label(&self) -> String {
+        format!(
+            "{}/{}@{}",
+            self.provider.as_deref().unwrap_or("-"),
+            self.model,
+            self.tier
+        )
+    }
+}
+
+/// The price classes of a call's tokens, each billed at its own rate. [`TokenClass::Calls`]
+/// counts calls (to report unpriced ones) and is not billed.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum TokenClass {
+    /// Calls.
+    Calls,
+    /// Uncached input tokens.
+    Input,
+    /// Cache-read input tokens.
+    CacheRead,
+    /// Cache-write input tokens.
+    CacheWrite,
+    /// Output tokens that are not reasoning tokens.
+    Output,
+    /// Reasoning tokens.
+    Reasoning,
+}
+
+impl TokenClass {
+    /// Every class, in order.
+    pub const ALL: [TokenClass; 6] = [
+        TokenClass::Calls,
+        TokenClass::Input,
+        TokenClass::CacheRead,
+        TokenClass::CacheWrite,
+        TokenClass::Output,
+        TokenClass::Reasoning,
+    ];
+
+    /// The name in records and InfluxDB fields.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenClass::Calls => "calls",
+            TokenClass::Input => "input",
+            TokenClass::CacheRead => "cache_read",
+            TokenClass::CacheWrite => "cache_write",
+            TokenClass::Output => "output",
+            TokenClass::Reasoning => "reasoning",
+        }
+    }
+}
+
+/// A call's [`PriceKey`] and its counts per [`TokenClass`] (in the order of
+/// [`TokenClass::ALL`]; `Calls` is 1).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SpanUsage {
+    /// What prices it.
+    pub key: PriceKey,
+    /// Counts per class.
+    pub counts: [u64; 6],
+}
+
+/// How spans are keyed for pricing: the token semantics per provider and the prompt-size tier
+/// thresholds (see [`crate::cost`] for both).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CostKeying {
+    /// Tier thresholds, ascending, distinct: the union of the price table's `*_above_{N}k_tokens`
+    /// tiers and any configured ones. A later table's threshold that is not here is applied at
+    /// the next lower one (the pipeline warns).
+    pub thresholds: Vec<u64>,
+    /// Token semantics per provider (lowercase); a provider not listed gets
+    /// [`TokenSemantics::default_for`].
+    pub semantics: HashMap<String, TokenSemantics>,
+}
+
+impl CostKeying {
+    /// The semantics of `provider`'s token counts.
+    pub fn semantics(&self, provider: Option<&str>) -> TokenSemantics {
+        provider
+            .and_then(|p| self.semantics.get(&p.to_ascii_lowercase()).copied())
+            .unwrap_or_else(|| TokenSemantics::default_for(provider))
+    }
+
+    /// The tier of a prompt of `prompt` tokens: the largest threshold below it, or 0.
+    pub fn tier(&self, prompt: u64) -> u64 {
+        self.thresholds
+            .iter()
+            .rev()
+            .find(|t| prompt > **t)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The usage of a model call. The classes follow [`crate::cost::span_cost`]: under
+    /// inclusive semantics the uncached input is `input − cache_read − cache_write` (clamped
+    /// at 0), and output excludes reasoning (clamped at 0).
+    pub fn usage(&self, span: &Span) -> SpanUsage {
+        let n = |v: Option<u64>| v.unwrap_or(0);
+        let u = &span.usage;
+        let (input, output) = (n(u.input), n(u.output));
+        let (cache_read, cache_write, reasoning) = (n(u.cache_read), n(u.cache_write), n(u.reasoning));
+        let provider = span.dimension("provider");
+        let uncached = match self.semantics(provider) {
+            TokenSemantics::Inclusive => input.saturating_sub(cache_read.saturating_add(cache_write)),
+            TokenSemantics::Separate => input,
+        };
+        let prompt = uncached.saturating_add(cache_read).saturating_add(cache_write);
+        SpanUsage {
+            key: PriceKey {
+                provider: provider.map(Arc::from),
+                model: Arc::from(span.model().unwrap_or(UNKNOWN)),
+                tier: self.tier(prompt),
+            },
+            counts: [1, uncached, cache_read, cache_write, output.saturating_sub(reasoning), reasoning],
+        }
+    }
 }
 
 impl SpanFacts {
@@ -139,6 +285,15 @@ impl SpanFacts {
 
     /// The facts of `span` under `dims`, or `None` when the span is not a model call.
     pub fn from_span(span: &Span, dims: &Dimensions) -> Option<Self> {
+        Self::from_span_priced(span, dims, None)
+    }
+
+    /// Like [`SpanFacts::from_span`], with the call's [`SpanUsage`] under `keying` when given.
+    pub fn from_span_priced(
+        span: &Span,
+        dims: &Dimensions,
+        keying: Option<&CostKeying>,
+    ) -> Option<Self> {
         if !Self::counts(span) {
             return None;
         }
@@ -164,6 +319,7 @@ impl SpanFacts {
             reasoning_tokens: span.usage.reasoning.unwrap_or(0),
             error: span.error_kind().map(str::to_owned),
             truncated: span.is_truncated(),
+            usage: keying.map(|k| k.usage(span)),
         })
     }
 }

@@ -19,11 +19,12 @@ pub mod facts;
 pub mod figures;
 pub mod metrics;
 pub mod panes;
+pub mod pricing;
 pub mod sketch;
 pub mod views;
 pub mod windows;
 
-pub use facts::{Dimensions, Series, SpanFacts};
+pub use facts::{CostKeying, Dimensions, PriceKey, Series, SpanFacts, SpanUsage, TokenClass};
 pub use figures::Figures;
 pub use metrics::{WindowMetrics, window_metrics};
 pub use sketch::{Metric, Summary};

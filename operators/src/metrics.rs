@@ -13,9 +13,12 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::facts::SpanFacts;
+use std::sync::Arc;
+
+use crate::facts::{PriceKey, SpanFacts, TokenClass};
 use crate::figures::Figures;
 use crate::panes::Part;
+use crate::pricing::{PriceBoard, priced};
 use crate::sketch::{Metric, Summary, summarize};
 use crate::views::{Views, WindowKey};
 use crate::windows::windows;
@@ -33,6 +36,37 @@ pub struct WindowMetrics {
     pub ttft: Option<Summary>,
     /// Time-per-output-token distribution, over calls that have one.
     pub tpot: Option<Summary>,
+    /// Cost, when pricing is on.
+    pub cost: Option<CostFigures>,
+    /// Calls and tokens per [`PriceKey`] (counts in the order of [`TokenClass::ALL`]), sorted
+    /// by key; empty when pricing is off.
+    pub usage: Vec<(PriceKey, [i64; 6])>,
+}
+
+/// A window's cost, exact pico-USD per [`TokenClass`] (see [`crate::pricing`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CostFigures {
+    /// pico-USD per class, in the order of [`TokenClass::ALL`] (`Calls` is always 0).
+    pub by_class: [i64; 6],
+    /// Calls whose model has no price, per model (sorted); they add nothing to the cost.
+    pub unpriced: Vec<(String, i64)>,
+}
+
+impl CostFigures {
+    /// Total pico-USD.
+    pub fn total(&self) -> i64 {
+        self.by_class.iter().sum()
+    }
+
+    /// Calls without a price.
+    pub fn unpriced_calls(&self) -> i64 {
+        self.unpriced.iter().map(|(_, n)| n).sum()
+    }
+
+    /// pico-USD of one class.
+    pub fn of(&self, class: TokenClass) -> i64 {
+        self.by_class[class as usize]
+    }
 }
 
 impl WindowMetrics {
@@ -40,13 +74,43 @@ impl WindowMetrics {
     pub fn from_parts<'a>(parts: impl IntoIterator<Item = (&'a Part, i64)>) -> Self {
         let mut m = WindowMetrics::default();
         let mut buckets: [Vec<(i32, i64)>; 3] = Default::default();
+        let mut cost: Option<CostFigures> = None;
         for (part, n) in parts {
             match part {
                 Part::Sum(field) => m.totals.add_field(usize::from(*field), n),
                 Part::Error(class) => m.errors_by_type.push((class.to_string(), n)),
                 Part::Bucket(metric, b) => buckets[*metric as usize].push((*b, n)),
+                Part::Tokens(key, class) => {
+                    match m.usage.last_mut() {
+                        Some((k, counts)) if k == key => counts[*class as usize] += n,
+                        _ => {
+                            let mut counts = [0; 6];
+                            counts[*class as usize] = n;
+                            m.usage.push((key.clone(), counts));
+                        }
+                    }
+                    cost.get_or_insert_default();
+                }
+                Part::Cost(class) => cost.get_or_insert_default().by_class[*class as usize] += n,
+                Part::Unpriced(model) => cost
+                    .get_or_insert_default()
+                    .unpriced
+                    .push((model.to_string(), n)),
             }
         }
+        if let Some(c) = cost.as_mut() {
+            c.unpriced.retain(|(_, n)| *n != 0);
+            c.unpriced.sort();
+            c.unpriced.dedup_by(|b, a| {
+                let same = a.0 == b.0;
+                if same {
+                    a.1 += b.1;
+                }
+                same
+            });
+        }
+        m.cost = cost;
+        m.usage.retain(|(_, counts)| counts.iter().any(|n| *n != 0));
         m.errors_by_type.retain(|(_, n)| *n != 0);
         let sum = |metric: Metric| summarize(buckets[metric as usize].iter().copied());
         m.latency = sum(Metric::Latency);
@@ -105,7 +169,24 @@ pub fn window_metrics<'scope>(
     facts: StreamVec<'scope, u64, SpanFacts>,
     views: &Views,
 ) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
-    windows(facts, views).reduce_named("WindowMetrics", |_key, input, output| {
+    reduce(windows(facts, views))
+}
+
+/// [`window_metrics`] with cost: the windows' token parts priced by the live table of `board`
+/// (see [`crate::pricing`]). The facts must carry their usage
+/// ([`SpanFacts::from_span_priced`]).
+pub fn window_metrics_priced<'scope>(
+    facts: StreamVec<'scope, u64, SpanFacts>,
+    views: &Views,
+    board: Arc<PriceBoard>,
+) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
+    reduce(priced(windows(facts, views), board))
+}
+
+fn reduce<'scope>(
+    parts: VecCollection<'scope, u64, (WindowKey, Part), i64>,
+) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
+    parts.reduce_named("WindowMetrics", |_key, input, output| {
         let m = WindowMetrics::from_parts(input.iter().map(|(part, n)| (*part, *n)));
         if m.totals.requests > 0 {
             output.push((m, 1));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::SpanFacts;
+use crate::facts::{PriceKey, SpanFacts, TokenClass};
 use crate::figures::Figures;
 use crate::sketch::{Metric, bucket_of};
 
@@ -27,6 +27,13 @@ pub enum Part {
     Error(Arc<str>),
     /// One DDSketch bucket of one metric; the count is the difference.
     Bucket(Metric, i32),
+    /// Tokens (or calls) of one price class under one [`PriceKey`]; the count is the
+    /// difference. Priced downstream by [`crate::pricing`].
+    Tokens(PriceKey, TokenClass),
+    /// Cost of one class in pico-USD, the difference (made by [`crate::pricing`]).
+    Cost(TokenClass),
+    /// Calls of a model that has no price (made by [`crate::pricing`]).
+    Unpriced(Arc<str>),
 }
 
 /// The end (exclusive, ms) of the pane of width `width_ms` that holds `start_ms`.
@@ -40,6 +47,7 @@ pub struct PaneAcc {
     totals: Figures,
     errors: HashMap<Arc<str>, i64>,
     buckets: HashMap<(Metric, i32), i64>,
+    usage: HashMap<PriceKey, [i64; 6]>,
 }
 
 impl PaneAcc {
@@ -56,11 +64,24 @@ impl PaneAcc {
         for ((metric, b), n) in &self.buckets {
             *window.entry(Part::Bucket(*metric, *b)).or_default() += n;
         }
+        for (key, counts) in &self.usage {
+            for (class, n) in TokenClass::ALL.into_iter().zip(counts) {
+                if *n != 0 {
+                    *window.entry(Part::Tokens(key.clone(), class)).or_default() += n;
+                }
+            }
+        }
     }
 
     /// Adds one span.
-    pub fn add(&mut self, f: SpanFacts) {
+    pub fn add(&mut self, mut f: SpanFacts) {
         self.totals += Figures::of(&f);
+        if let Some(usage) = f.usage.take() {
+            let counts = self.usage.entry(usage.key).or_default();
+            for (sum, n) in counts.iter_mut().zip(usage.counts) {
+                *sum = sum.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
         if let Some(class) = f.error {
             *self.errors.entry(class.into()).or_default() += 1;
         }
