@@ -63,6 +63,8 @@ pub struct Config {
     pub influx: crate::sink::influx::InfluxConfig,
     /// The Redis sink: live per-series state for applications (see `sink::redis`).
     pub redis: crate::sink::redis::RedisConfig,
+    /// Pricing, live spend and budgets (see `pricing`).
+    pub cost: crate::pricing::CostConfig,
 }
 
 /// Kafka connection, topics and client properties.
@@ -79,6 +81,8 @@ pub struct KafkaConfig {
     pub metrics_topic: String,
     /// Where undecodable and late records go, with the reason in headers.
     pub deadletter_topic: String,
+    /// Where alert events go: budget thresholds crossed (and, later, rule alerts).
+    pub alerts_topic: String,
     /// glassbox's own bookkeeping: the durable frontier is committed, in the consumer group,
     /// as the offset of this process's partition of this topic (see the README, "Offsets").
     pub state_topic: String,
@@ -101,6 +105,7 @@ impl Default for KafkaConfig {
             group_id: "glassbox".into(),
             metrics_topic: "glassbox.metrics".into(),
             deadletter_topic: "glassbox.deadletter".into(),
+            alerts_topic: "glassbox.alerts".into(),
             state_topic: "glassbox.state".into(),
             output_partitions: 4,
             output_replication: 1,
@@ -307,6 +312,7 @@ impl Config {
             ("kafka.group_id", &k.group_id),
             ("kafka.metrics_topic", &k.metrics_topic),
             ("kafka.deadletter_topic", &k.deadletter_topic),
+            ("kafka.alerts_topic", &k.alerts_topic),
             ("kafka.state_topic", &k.state_topic),
         ] {
             if v.trim().is_empty() {
@@ -390,7 +396,20 @@ impl Config {
                 "at most 1000 windows per sliding view".into(),
             );
         }
-        Ok(())
+        if self.cost.enabled {
+            let offset = self.cost.day_offset_minutes * 60_000;
+            let w = i64::try_from(m.window_ms).unwrap_or(i64::MAX);
+            if 86_400_000 % w != 0 || offset % w != 0 {
+                return bad(
+                    "metrics.window_ms",
+                    format!(
+                        "with cost.enabled, windows must tile the spend calendar's days: {} ms does not divide a day starting at cost.day_offset_minutes = {}",
+                        m.window_ms, self.cost.day_offset_minutes
+                    ),
+                );
+            }
+        }
+        self.cost.validate()
     }
 
     /// `kafka.properties` with `env:` and `file:` references resolved.

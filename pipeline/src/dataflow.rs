@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use glassbox_operators::metrics::window_metrics_priced;
+use glassbox_operators::pricing::PriceBoard;
 use glassbox_operators::window_metrics;
 use glassbox_schemas::JsonDecoder;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -128,6 +130,7 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
             &config.kafka.deadletter_topic,
             config.kafka.output_partitions,
         ),
+        (&config.kafka.alerts_topic, config.kafka.output_partitions),
         // One partition per process of a timely cluster; a single process uses partition 0.
         (&config.kafka.state_topic, 1),
     ];
@@ -261,6 +264,61 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
         resume_ms,
         "starting pipeline"
     );
+    // The price table: loaded once here (validate() already proved it loads), then reloaded
+    // by the watcher on file change or SIGHUP.
+    let prices = if config.cost.enabled {
+        let table = config.cost.load_table().map_err(PipelineError::Sink)?;
+        let keying = config.cost.keying(&table);
+        tracing::info!(
+            models = table.len(),
+            tiers = ?keying.thresholds,
+            source = if config.cost.prices.is_empty() { "shipped" } else { config.cost.prices.as_str() },
+            "price table loaded"
+        );
+        let board = PriceBoard::new(table, Duration::from_millis(100));
+        Some((board, keying))
+    } else {
+        None
+    };
+    let watcher_stop = Arc::new(AtomicBool::new(false));
+    let watcher = match &prices {
+        Some((board, _)) => Some(
+            crate::pricing::spawn_watcher(
+                config.cost.clone(),
+                board.clone(),
+                handles.counters.clone(),
+                watcher_stop.clone(),
+            )
+            .map_err(|e| PipelineError::Sink(format!("price watcher: {e}")))?,
+        ),
+        None => None,
+    };
+    let ledger = match &prices {
+        Some((board, _)) if config.redis.enabled => {
+            let relay = crate::sink::spend::Relay {
+                producer: base
+                    .clone()
+                    .create_with_context(crate::sink::spend::RelayContext::default())?,
+                topic: config.kafka.alerts_topic.clone(),
+            };
+            let views = config.metrics.views();
+            Some(crate::sink::spend::SpendLedger::new(
+                crate::sink::spend::SpendSettings {
+                    prefix: config.redis.key_prefix.clone(),
+                    tumbling_view: views.views[0].name.clone(),
+                    calendar: config.cost.calendar(),
+                    day_ttl_secs: config.cost.day_ttl_days * 86_400,
+                    month_ttl_secs: config.cost.month_ttl_days * 86_400,
+                    budgets: config.cost.budget_lines().map_err(PipelineError::Sink)?,
+                    board: board.clone(),
+                    relay: Some(relay),
+                    counters: handles.counters.clone(),
+                },
+            ))
+        }
+        _ => None,
+    };
+    let prices = prices.map(|(b, k)| (b, Arc::new(k)));
     let config = Arc::new(config.clone());
     let base = Arc::new(base);
     let offsets = Arc::new(offsets);
@@ -271,7 +329,15 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
         let (config, base, board) = (config.clone(), base.clone(), board.clone());
         timely::execute(timely::Config::process(workers), move |worker| {
             run_worker(
-                worker, &config, &base, &offsets, resume_ms, &handles, &board,
+                worker,
+                &config,
+                &base,
+                &offsets,
+                resume_ms,
+                &handles,
+                &board,
+                prices.clone(),
+                ledger.clone(),
             )
         })
         .map_err(PipelineError::Worker)?
@@ -292,6 +358,10 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
         .set("group.id", &config.kafka.group_id)
         .create()?;
     commit_board(&consumer, &config, &board, CommitMode::Sync, &counters);
+    watcher_stop.store(true, Ordering::Relaxed);
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
     tracing::info!(counters = ?counters.snapshot(), "pipeline stopped");
     failure.map_or(Ok(()), Err)
 }
@@ -301,6 +371,7 @@ fn server_sinks(
     config: &Config,
     outbox: &Rc<RefCell<Outbox>>,
     counters: &Arc<Counters>,
+    ledger: Option<crate::sink::spend::SharedLedger>,
 ) -> Result<Vec<Box<dyn Sink>>, String> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let dead_letters: Arc<str> = config.kafka.deadletter_topic.as_str().into();
@@ -343,7 +414,10 @@ fn server_sinks(
         )));
     }
     if config.redis.enabled {
-        let writer = RedisWriter::new(&config.redis)?;
+        let mut writer = RedisWriter::new(&config.redis)?;
+        if let Some(ledger) = ledger {
+            writer = writer.with_spend(ledger);
+        }
         sinks.push(Box::new(ThreadedSink::new(
             "redis",
             writer,
@@ -363,6 +437,8 @@ fn run_worker(
     resume_ms: u64,
     handles: &Handles,
     board: &std::sync::Mutex<CommitBoard>,
+    prices: Option<(Arc<PriceBoard>, Arc<glassbox_operators::CostKeying>)>,
+    ledger: Option<crate::sink::spend::SharedLedger>,
 ) -> Result<(), String> {
     let (index, peers) = (worker.index(), worker.peers());
     let counters = handles.counters.clone();
@@ -373,7 +449,7 @@ fn run_worker(
         outbox.clone(),
         &config.kafka.metrics_topic,
     ))];
-    sinks.extend(server_sinks(config, &outbox, &counters)?);
+    sinks.extend(server_sinks(config, &outbox, &counters, ledger)?);
     if let Some(extra) = &handles.extra_sinks {
         sinks.push(extra(index));
     }
@@ -407,6 +483,7 @@ fn run_worker(
         max_backlog: config.source.max_backlog,
         resume_ms,
         rewind: config.source.resume_rewind_records,
+        keying: prices.as_ref().map(|(_, k)| k.as_ref().clone()),
     };
     let decoder = JsonDecoder::new(config.decode.limits());
     let src = KafkaSource::new(
@@ -451,7 +528,10 @@ fn run_worker(
                 }
             }
         });
-        let metrics = window_metrics(facts, &views);
+        let metrics = match &prices {
+            Some((board, _)) => window_metrics_priced(facts, &views, board.clone()),
+            None => window_metrics(facts, &views),
+        };
         durable_sinks(
             metrics,
             sinks.clone(),

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod loadgen;
 pub mod offsets;
 pub mod outbox;
+pub mod pricing;
 pub mod record;
 pub mod secret;
 pub mod sink;

@@ -3,7 +3,7 @@
 
 use glassbox_operators::sketch::{ALPHA, Metric, Summary};
 use glassbox_operators::views::{Views, WindowKey};
-use glassbox_operators::{Dimensions, WindowMetrics};
+use glassbox_operators::{Dimensions, PriceKey, TokenClass, WindowMetrics};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -49,6 +49,77 @@ pub struct MetricsRecord {
     pub tpot_ms: Option<Distribution>,
     /// Relative error bound of min, max and the percentiles.
     pub sketch_relative_error: f64,
+    /// Cost, when `cost.enabled` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostRecord>,
+}
+
+/// A window's cost: exact integer pico-USD (10⁻¹² USD), plus a float USD for humans.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CostRecord {
+    /// `total_pico / 10¹²`, for display only (not exact).
+    pub usd: f64,
+    /// Exact total, pico-USD.
+    pub total_pico: i64,
+    /// Exact pico-USD per token class: `input` (uncached), `cache_read`, `cache_write`,
+    /// `output` (without reasoning), `reasoning`.
+    pub by_class_pico: BTreeMap<&'static str, i64>,
+    /// Calls whose model has no price (not in the total).
+    pub unpriced_calls: i64,
+    /// Unpriced calls per model.
+    pub unpriced: BTreeMap<String, i64>,
+    /// Calls and tokens per priced key: what the cost is computed from.
+    pub usage: Vec<UsageRecord>,
+}
+
+/// Calls and tokens of one (provider, model, prompt tier) in a window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UsageRecord {
+    /// Provider as reported (absent when the span had none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Model as reported.
+    pub model: String,
+    /// Prompt-size tier: the largest tier threshold the prompts exceeded, or 0.
+    pub tier: u64,
+    /// Calls, then tokens per class, in the order of [`TokenClass::ALL`].
+    pub counts: [i64; 6],
+}
+
+impl UsageRecord {
+    /// The key this usage is priced under.
+    pub fn key(&self) -> PriceKey {
+        PriceKey {
+            provider: self.provider.as_deref().map(Into::into),
+            model: self.model.as_str().into(),
+            tier: self.tier,
+        }
+    }
+}
+
+fn cost_record(metrics: &WindowMetrics) -> Option<CostRecord> {
+    let c = metrics.cost.as_ref()?;
+    let total = c.total();
+    Some(CostRecord {
+        usd: total as f64 / glassbox_operators::cost::PICO_PER_USD as f64,
+        total_pico: total,
+        by_class_pico: TokenClass::ALL[1..]
+            .iter()
+            .map(|class| (class.name(), c.of(*class)))
+            .collect(),
+        unpriced_calls: c.unpriced_calls(),
+        unpriced: c.unpriced.iter().cloned().collect(),
+        usage: metrics
+            .usage
+            .iter()
+            .map(|(k, counts)| UsageRecord {
+                provider: k.provider.as_deref().map(str::to_owned),
+                model: k.model.to_string(),
+                tier: k.tier,
+                counts: *counts,
+            })
+            .collect(),
+    })
 }
 
 /// Token totals of a window.
@@ -144,6 +215,7 @@ impl MetricsRecord {
             ttft_ms: distribution(metrics.summary(Metric::Ttft), metrics.mean_us(Metric::Ttft)),
             tpot_ms: distribution(metrics.summary(Metric::Tpot), metrics.mean_us(Metric::Tpot)),
             sketch_relative_error: ALPHA,
+            cost: cost_record(metrics),
         }
     }
 

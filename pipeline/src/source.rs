@@ -129,6 +129,8 @@ pub struct SourceSettings {
     pub resume_ms: u64,
     /// Records to rewind before a committed offset, -1 for all (`source.resume_rewind_records`).
     pub rewind: i64,
+    /// How calls are keyed for pricing; `None` when cost is off.
+    pub keying: Option<glassbox_operators::CostKeying>,
 }
 
 /// One worker's share of the input: its consumer, partitions, watermark and commits.
@@ -442,7 +444,11 @@ impl Inner {
             }
         };
         Counters::inc(&self.counters.decoded);
-        let Some(facts) = SpanFacts::from_span(&span, &self.settings.dims) else {
+        let Some(facts) = SpanFacts::from_span_priced(
+            &span,
+            &self.settings.dims,
+            self.settings.keying.as_ref(),
+        ) else {
             Counters::inc(&self.counters.ignored_kind);
             p.commits.consumed(offset, 0);
             return;

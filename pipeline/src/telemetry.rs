@@ -31,6 +31,14 @@ pub struct Counters {
     pub commits: AtomicU64,
     /// Activations in which the source did not read because the sinks' backlog was full.
     pub backpressure_pauses: AtomicU64,
+    /// Price tables reloaded.
+    pub price_reloads: AtomicU64,
+    /// Price table reloads that failed (the previous table stayed).
+    pub price_reload_errors: AtomicU64,
+    /// Budget events fired (each threshold once per period).
+    pub budget_events: AtomicU64,
+    /// Budget events relayed to the alerts topic.
+    pub budget_events_relayed: AtomicU64,
     dead_letter_reasons: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -75,6 +83,10 @@ impl Counters {
             ("sink_rejected", get(&self.sink_rejected)),
             ("commits", get(&self.commits)),
             ("backpressure_pauses", get(&self.backpressure_pauses)),
+            ("price_reloads", get(&self.price_reloads)),
+            ("price_reload_errors", get(&self.price_reload_errors)),
+            ("budget_events", get(&self.budget_events)),
+            ("budget_events_relayed", get(&self.budget_events_relayed)),
         ])
     }
 }

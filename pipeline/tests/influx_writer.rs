@@ -127,6 +127,7 @@ fn records(first_window_ms: u64, windows: u64) -> Vec<MetricsRecord> {
                         .then(|| distribution(12.5 + i as f64 / 7.0, requests - 1)),
                     tpot_ms: (i % 3 != 0).then(|| distribution(3.0, requests - 1)),
                     sketch_relative_error: 0.01,
+                    cost: None,
                 });
             }
         }

@@ -109,6 +109,7 @@ fn keyed(view: &str, series: &str, end_ms: u64, requests: i64, latency: bool) ->
             ttft_ms: latency.then(|| dist(40.0, 95.5)),
             tpot_ms: None,
             sketch_relative_error: 0.01,
+            cost: None,
         },
     })
 }

@@ -14,6 +14,12 @@
 //! | `{prefix}_ttft_ms` | | same as latency | when some call reported a time to first token |
 //! | `{prefix}_tpot_ms` | | same as latency | when some call has a time per output token |
 //! | `{prefix}_errors` | `error_type` | `count`i | one point per error type seen in the window |
+//! | `{prefix}_cost` | | `total_pico`i, `input_pico`i, `cache_read_pico`i, `cache_write_pico`i, `output_pico`i, `reasoning_pico`i (exact pico-USD), `usd` (display), `unpriced_calls`i | when `cost.enabled` |
+//! | `{prefix}_unpriced` | `unpriced_model` | `calls`i | one point per model without a price in the window |
+//!
+//! When the price table changes, windows still open in the pipeline are re-priced and their
+//! `{prefix}_cost` points written again with the new values (same timestamp and tags, so they
+//! replace the old ones); see the README's "Re-pricing".
 //!
 //! The prefix is `influx.measurement_prefix` (`glassbox`). VictoriaMetrics names a field `f`
 //! of measurement `m` as the series `m_f`, e.g. `glassbox_latency_ms_p99`.
@@ -46,7 +52,14 @@ use crate::record::{Distribution, MetricsRecord};
 
 /// Tag keys that a series dimension may not use: glassbox's own (`view`, `error_type`) and
 /// those InfluxDB refuses (`time` in 1.x; `_measurement`, `_field` in 2.x).
-pub const RESERVED_TAG_KEYS: [&str; 5] = ["view", "error_type", "time", "_measurement", "_field"];
+pub const RESERVED_TAG_KEYS: [&str; 6] = [
+    "view",
+    "error_type",
+    "unpriced_model",
+    "time",
+    "_measurement",
+    "_field",
+];
 
 /// The longest server message kept in a [`WriteError`].
 const MAX_MESSAGE: usize = 500;
@@ -442,6 +455,32 @@ pub fn lines(record: &MetricsRecord, prefix: &str, out: &mut String) {
         tags.sort_unstable();
         push_point(out, &errors, &tags, &[("count", Value::Int(*count))], ts);
     }
+    if let Some(c) = &record.cost {
+        let class = |name: &str| Value::Int(c.by_class_pico.get(name).copied().unwrap_or(0));
+        push_point(
+            out,
+            &m("cost"),
+            &tags,
+            &[
+                ("total_pico", Value::Int(c.total_pico)),
+                ("input_pico", class("input")),
+                ("cache_read_pico", class("cache_read")),
+                ("cache_write_pico", class("cache_write")),
+                ("output_pico", class("output")),
+                ("reasoning_pico", class("reasoning")),
+                ("usd", Value::Float(c.usd)),
+                ("unpriced_calls", Value::Int(c.unpriced_calls)),
+            ],
+            ts,
+        );
+        let unpriced = m("unpriced");
+        for (model, calls) in &c.unpriced {
+            let mut tags = tags.clone();
+            tags.push(("unpriced_model", model.as_str()));
+            tags.sort_unstable();
+            push_point(out, &unpriced, &tags, &[("calls", Value::Int(*calls))], ts);
+        }
+    }
 }
 
 /// What a write outcome means for the batch.
@@ -686,6 +725,7 @@ mod tests {
                 p99: 21.0,
             }),
             sketch_relative_error: 0.01,
+            cost: None,
         }
     }
 

@@ -13,6 +13,7 @@
 pub mod influx;
 pub mod kafka;
 pub mod redis;
+pub mod spend;
 pub mod threaded;
 
 use std::cell::RefCell;

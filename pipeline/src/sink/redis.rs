@@ -328,6 +328,8 @@ pub struct RedisWriter {
     ttl_secs: u64,
     top_n_ttl_secs: u64,
     script: Script,
+    /// Live spend and budgets (`cost.enabled`), shared with the other workers' writers.
+    spend: Option<super::spend::SharedLedger>,
 }
 
 impl RedisWriter {
@@ -370,6 +372,35 @@ impl RedisWriter {
             ttl_secs: config.ttl_secs,
             top_n_ttl_secs: config.top_n_ttl_secs,
             script: Script::new(LATEST_SCRIPT),
+            spend: None,
+        })
+    }
+
+    /// This writer also keeps the live spend `ledger` (see [`super::spend`]).
+    pub fn with_spend(mut self, ledger: super::spend::SharedLedger) -> Self {
+        self.spend = Some(ledger);
+        self
+    }
+
+    /// Runs `f` on the spend ledger with this writer's connection.
+    fn on_ledger(
+        &mut self,
+        f: impl FnOnce(&mut super::spend::SpendLedger, &mut Connection) -> RedisResult<()>,
+    ) -> Result<(), WriteError> {
+        let Some(ledger) = self.spend.clone() else {
+            return Ok(());
+        };
+        let result = {
+            let con = self.connection()?;
+            let mut ledger = ledger.lock().expect("spend ledger lock");
+            f(&mut ledger, con)
+        };
+        result.map_err(|e| {
+            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.code().is_none() {
+                self.connection_error(&e)
+            } else {
+                self.server_error(&e)
+            }
         })
     }
 
@@ -559,7 +590,13 @@ impl Writer for RedisWriter {
             let results = self.run(&pipe)?;
             self.verdict(results.iter().filter_map(|r| r.as_ref().err()))?;
         }
-        Ok(())
+        self.on_ledger(|ledger, con| ledger.write(con, batch))
+    }
+
+    fn idle(&mut self) {
+        if let Err(e) = self.on_ledger(|ledger, con| ledger.idle(con)) {
+            tracing::warn!(sink = "redis", error = %e.message, "spend housekeeping failed; will retry");
+        }
     }
 }
 
@@ -607,6 +644,7 @@ mod tests {
             ttft_ms: None,
             tpot_ms: latency.then(|| dist(8.0, 12.125, 14.0)),
             sketch_relative_error: 0.01,
+            cost: None,
         }
     }
 

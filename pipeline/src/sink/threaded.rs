@@ -48,6 +48,11 @@ pub trait Writer: Send + 'static {
     /// Writes `batch`; `Ok` only once the server has durably accepted all of it. Writing the
     /// same batch again must be harmless (replays rewrite the same keys/points).
     fn write(&mut self, batch: &[Arc<Keyed>]) -> Result<(), WriteError>;
+
+    /// Called about once a second while no batch is waiting, for housekeeping that must not
+    /// wait for the next record (the Redis spend ledger re-prices and relays budget events).
+    /// A failure is the writer's to log; the next call tries again.
+    fn idle(&mut self) {}
 }
 
 /// Batching and retry settings.
@@ -205,9 +210,13 @@ fn write_loop(
             if closed {
                 return;
             }
-            match from_worker.recv() {
+            match from_worker.recv_timeout(Duration::from_secs(1)) {
                 Ok(item) => queue.push_back(item),
-                Err(_) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    writer.idle();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
             }
         }
         let deadline = Instant::now() + settings.max_delay;
@@ -329,6 +338,7 @@ mod tests {
                         ttft_ms: None,
                         tpot_ms: None,
                         sketch_relative_error: 0.01,
+                        cost: None,
                     },
                 })
             })
