@@ -111,13 +111,20 @@ pub fn replay_windows(facts: Vec<SpanFacts>, views: Views, keep: bool) -> (usize
     })
 }
 
-/// Runs the in-process path over `payloads` with `workers` threads; returns the elapsed time
-/// and the number of window records produced.
+/// Runs the in-process path over `payloads` with `workers` threads, with cost (the shipped
+/// price table) when `priced`; returns the elapsed time and the number of window records.
 pub fn in_process(
     payloads: std::sync::Arc<Vec<Vec<u8>>>,
     workers: usize,
     views: Views,
+    priced: bool,
 ) -> (Duration, usize) {
+    let table = glassbox_operators::cost::PriceTable::default_table();
+    let keying = std::sync::Arc::new(glassbox_operators::CostKeying {
+        thresholds: table.tier_thresholds(),
+        ..Default::default()
+    });
+    let board = glassbox_operators::pricing::PriceBoard::new(table, Duration::from_millis(100));
     let started = Instant::now();
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
@@ -127,6 +134,7 @@ pub fn in_process(
         let decoder = lenient();
         let emitted = std::rc::Rc::new(std::cell::Cell::new(0usize));
         let count = emitted.clone();
+        let (board, keying) = (board.clone(), keying.clone());
         let probe = worker.dataflow::<u64, _, _>(|scope| {
             let mut next = index;
             let facts = replay(scope, move || {
@@ -140,11 +148,20 @@ pub fn in_process(
                     };
                     let span = decoder.decode(payload, 0).expect("generated spans decode");
                     next += peers;
-                    batch.extend(SpanFacts::from_span(&span, &dims));
+                    batch.extend(SpanFacts::from_span_priced(
+                        &span,
+                        &dims,
+                        priced.then_some(keying.as_ref()),
+                    ));
                 }
                 Some(batch)
             });
-            let (probe, _) = window_metrics(facts, &views)
+            let metrics = if priced {
+                glassbox_operators::metrics::window_metrics_priced(facts, &views, board)
+            } else {
+                window_metrics(facts, &views)
+            };
+            let (probe, _) = metrics
                 .inspect_batch(move |_, data| {
                     count.set(count.get() + data.iter().filter(|(_, _, d)| *d > 0).count())
                 })

@@ -370,6 +370,25 @@ pub fn stored_fields(v: &serde_json::Value) -> Vec<(&'static str, &'static str, 
             }
         }
     }
+    let c = &v["cost"];
+    if c.is_object() {
+        out.push(("cost", "total_pico", c["total_pico"].as_f64().unwrap()));
+        for (field, class) in [
+            ("input_pico", "input"),
+            ("cache_read_pico", "cache_read"),
+            ("cache_write_pico", "cache_write"),
+            ("output_pico", "output"),
+            ("reasoning_pico", "reasoning"),
+        ] {
+            out.push(("cost", field, c["by_class_pico"][class].as_f64().unwrap()));
+        }
+        out.push(("cost", "usd", c["usd"].as_f64().unwrap()));
+        out.push((
+            "cost",
+            "unpriced_calls",
+            c["unpriced_calls"].as_f64().unwrap(),
+        ));
+    }
     out
 }
 
@@ -385,7 +404,14 @@ pub fn assert_influx_v1_matches(
     records: &BTreeMap<WindowId, serde_json::Value>,
 ) {
     let mut by_measurement: BTreeMap<&str, BTreeMap<WindowId, Point>> = BTreeMap::new();
-    for m in ["requests", "tokens", "latency_ms", "ttft_ms", "tpot_ms"] {
+    for m in [
+        "requests",
+        "tokens",
+        "latency_ms",
+        "ttft_ms",
+        "tpot_ms",
+        "cost",
+    ] {
         let points = stores::influx_points(url, db, &format!("{prefix}_{m}"));
         let mut keyed = BTreeMap::new();
         for p in points {
@@ -458,9 +484,13 @@ pub fn assert_vm_matches(url: &str, prefix: &str, records: &BTreeMap<WindowId, s
             );
         }
     }
+    // Per error type and per unpriced model: checked by the record tests, not counted here.
     let errors = samples
         .keys()
-        .filter(|(n, _)| n.starts_with(&format!("{prefix}_errors_")))
+        .filter(|(n, _)| {
+            n.starts_with(&format!("{prefix}_errors_"))
+                || n.starts_with(&format!("{prefix}_unpriced_"))
+        })
         .count();
     assert_eq!(
         samples.len() - errors,

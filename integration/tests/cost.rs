@@ -111,7 +111,10 @@ fn spend_truth(spans: &[Span], costs: &[Option<i128>]) -> BTreeMap<(String, Stri
                     *out.entry((key, field)).or_default() += c;
                 }
             }
-            None => *out.entry((format!("spend:unpriced:day:{day}"), model)).or_default() += 1,
+            None => {
+                *out.entry((format!("spend:unpriced:day:{day}"), model))
+                    .or_default() += 1
+            }
         }
     }
     out.retain(|_, v| *v != 0);
@@ -128,7 +131,10 @@ fn stored_spend(url: &str, prefix: &str) -> BTreeMap<(String, String), i128> {
     for key in keys {
         let suffix = key.strip_prefix(&format!("{prefix}:")).unwrap().to_owned();
         let totals = ["tenant:", "model:", "feature:", "unpriced:"];
-        if !totals.iter().any(|t| suffix.starts_with(&format!("spend:{t}"))) {
+        if !totals
+            .iter()
+            .any(|t| suffix.starts_with(&format!("spend:{t}")))
+        {
             continue;
         }
         let h: BTreeMap<String, String> = redis::cmd("HGETALL").arg(&key).query(&mut con).unwrap();
@@ -156,11 +162,16 @@ fn write_new_prices(path: &Path, table: &PriceTable) {
     let mut json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(DEFAULT_PRICES_JSON).unwrap();
     for (provider, model) in glassbox::loadgen::MODELS {
-        let (entry, _) = table.resolve(Some(provider), model).expect("loadgen models are priced");
+        let (entry, _) = table
+            .resolve(Some(provider), model)
+            .expect("loadgen models are priced");
         let e = json.get_mut(entry).unwrap().as_object_mut().unwrap();
         e.insert("input_cost_per_token".into(), serde_json::json!(7e-6));
         e.insert("output_cost_per_token".into(), serde_json::json!(2.1e-5));
-        e.insert("cache_read_input_token_cost".into(), serde_json::json!(1e-7));
+        e.insert(
+            "cache_read_input_token_cost".into(),
+            serde_json::json!(1e-7),
+        );
     }
     // Written whole, then renamed: the watcher never reads half a file.
     let tmp = path.with_extension("tmp");
@@ -202,7 +213,10 @@ fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
         .map(|(_, v)| *v)
         .collect();
     let budget_cents = acme_days.iter().min().unwrap() / 2 / 10_000_000_000;
-    assert!(budget_cents > 0, "acme spends enough for a budget: {acme_days:?}");
+    assert!(
+        budget_cents > 0,
+        "acme spends enough for a budget: {acme_days:?}"
+    );
     let budget_usd = format!("{}.{:02}", budget_cents / 100, budget_cents % 100);
 
     let s = Setup {
@@ -214,32 +228,48 @@ fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
         influx_url: std::env::var("GLASSBOX_TEST_INFLUX_V1_URL")
             .expect("GLASSBOX_TEST_INFLUX_V1_URL is not set"),
         influx_db: unique("cost").replace('-', "_"),
-        redis_url: std::env::var("GLASSBOX_TEST_REDIS_URL").expect("GLASSBOX_TEST_REDIS_URL is not set"),
+        redis_url: std::env::var("GLASSBOX_TEST_REDIS_URL")
+            .expect("GLASSBOX_TEST_REDIS_URL is not set"),
         prefix: unique("cost"),
         prices: prices_s.clone(),
         overlay: overlay_s.clone(),
         budget_usd: budget_usd.clone(),
     };
-    influx_query(&s.influx_url, "", &format!("CREATE DATABASE {}", s.influx_db));
+    influx_query(
+        &s.influx_url,
+        "",
+        &format!("CREATE DATABASE {}", s.influx_db),
+    );
     create_topic(&s.input, 4);
     produce(&s.input, &records);
 
     // First run: SIGKILL once windows are flowing.
     let mut first = glassbox(&s);
-    wait_for("windows from the first run", Duration::from_secs(180), || {
-        assert!(first.try_wait().unwrap().is_none(), "the first run exited");
-        consume_all(&s.metrics, Duration::from_millis(300)).len() >= 150
-    });
+    wait_for(
+        "windows from the first run",
+        Duration::from_secs(180),
+        || {
+            assert!(first.try_wait().unwrap().is_none(), "the first run exited");
+            consume_all(&s.metrics, Duration::from_millis(300)).len() >= 150
+        },
+    );
     first.kill().expect("SIGKILL");
     first.wait().unwrap();
 
     // Second run: resumes, finishes the input, and keeps running (the watermark advances with
     // the clock once the input is idle, so every window closes).
     let mut second = glassbox(&s);
-    wait_for("live spend to equal the ground truth", Duration::from_secs(240), || {
-        assert!(second.try_wait().unwrap().is_none(), "the second run exited");
-        stored_spend(&s.redis_url, &s.prefix) == old_truth
-    });
+    wait_for(
+        "live spend to equal the ground truth",
+        Duration::from_secs(240),
+        || {
+            assert!(
+                second.try_wait().unwrap().is_none(),
+                "the second run exited"
+            );
+            stored_spend(&s.redis_url, &s.prefix) == old_truth
+        },
+    );
 
     // Window cost: the metrics topic and InfluxDB hold, per tumbling window, exactly the cost
     // of its spans priced one by one.
@@ -270,16 +300,25 @@ fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
         assert_eq!(record["cost"]["unpriced_calls"].as_i64(), Some(unpriced));
         checked += 1;
     }
-    assert_eq!(checked, window_truth.len(), "every tumbling window has a record");
+    assert_eq!(
+        checked,
+        window_truth.len(),
+        "every tumbling window has a record"
+    );
     let points = influx_points(&s.influx_url, &s.influx_db, "glassbox_cost");
     let mut influx: BTreeMap<(String, u64), i128> = BTreeMap::new();
-    for p in points.iter().filter(|p| p["view"] == views.views[0].name.as_str()) {
+    for p in points
+        .iter()
+        .filter(|p| p["view"] == views.views[0].name.as_str())
+    {
         let series = series_key(|d| p[d].as_str().unwrap());
         let t = p["time"].as_u64().unwrap();
         influx.insert((series, t), i128::from(p["total_pico"].as_i64().unwrap()));
     }
-    let expected: BTreeMap<(String, u64), i128> =
-        window_truth.iter().map(|(k, (c, _))| (k.clone(), *c)).collect();
+    let expected: BTreeMap<(String, u64), i128> = window_truth
+        .iter()
+        .map(|(k, (c, _))| (k.clone(), *c))
+        .collect();
     assert_eq!(influx, expected, "InfluxDB cost points");
 
     // Re-pricing: change the price file; live spend of the open month becomes the ground truth
@@ -302,7 +341,9 @@ fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
     for line in config_with_budget.cost.budget_lines().unwrap() {
         for truth in [&old_truth, &new_truth] {
             for ((key, field), v) in truth.iter() {
-                let Some(day) = key.strip_prefix("spend:tenant:day:") else { continue };
+                let Some(day) = key.strip_prefix("spend:tenant:day:") else {
+                    continue;
+                };
                 if field != "acme" {
                     continue;
                 }
@@ -316,10 +357,14 @@ fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
     }
     assert!(expected_events.len() >= 2, "{expected_events:?}");
     let mut alerts = Vec::new();
-    wait_for("budget events on the alerts topic", Duration::from_secs(30), || {
-        alerts = consume_all(&s.alerts, Duration::from_millis(500));
-        alerts.len() >= expected_events.len()
-    });
+    wait_for(
+        "budget events on the alerts topic",
+        Duration::from_secs(30),
+        || {
+            alerts = consume_all(&s.alerts, Duration::from_millis(500));
+            alerts.len() >= expected_events.len()
+        },
+    );
     std::thread::sleep(Duration::from_secs(2));
     let alerts = consume_all(&s.alerts, Duration::from_secs(1));
     let keys: Vec<String> = alerts
@@ -327,14 +372,21 @@ fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
         .map(|a| String::from_utf8(a.key.clone()).unwrap())
         .collect();
     let distinct: BTreeSet<String> = keys.iter().cloned().collect();
-    assert_eq!(keys.len(), distinct.len(), "no duplicate budget event: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        distinct.len(),
+        "no duplicate budget event: {keys:?}"
+    );
     assert_eq!(distinct, expected_events);
     for (a, key) in alerts.iter().zip(&keys) {
         let event: serde_json::Value = serde_json::from_slice(&a.payload).unwrap();
         assert_eq!(event["event_id"].as_str(), Some(key.as_str()));
         assert_eq!(event["scope"], "tenant");
     }
-    let mut con = redis::Client::open(s.redis_url.as_str()).unwrap().get_connection().unwrap();
+    let mut con = redis::Client::open(s.redis_url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
     let stream_len: usize = redis::cmd("XLEN")
         .arg(format!("{}:budget:events", s.prefix))
         .query(&mut con)

@@ -169,9 +169,7 @@ impl PriceKey {
 
 /// The price classes of a call's tokens, each billed at its own rate. [`TokenClass::Calls`]
 /// counts calls (to report unpriced ones) and is not billed.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TokenClass {
     /// Calls.
     Calls,
@@ -259,20 +257,32 @@ impl CostKeying {
         let n = |v: Option<u64>| v.unwrap_or(0);
         let u = &span.usage;
         let (input, output) = (n(u.input), n(u.output));
-        let (cache_read, cache_write, reasoning) = (n(u.cache_read), n(u.cache_write), n(u.reasoning));
+        let (cache_read, cache_write, reasoning) =
+            (n(u.cache_read), n(u.cache_write), n(u.reasoning));
         let provider = span.dimension("provider");
         let uncached = match self.semantics(provider) {
-            TokenSemantics::Inclusive => input.saturating_sub(cache_read.saturating_add(cache_write)),
+            TokenSemantics::Inclusive => {
+                input.saturating_sub(cache_read.saturating_add(cache_write))
+            }
             TokenSemantics::Separate => input,
         };
-        let prompt = uncached.saturating_add(cache_read).saturating_add(cache_write);
+        let prompt = uncached
+            .saturating_add(cache_read)
+            .saturating_add(cache_write);
         SpanUsage {
             key: PriceKey {
                 provider: provider.map(Arc::from),
                 model: Arc::from(span.model().unwrap_or(UNKNOWN)),
                 tier: self.tier(prompt),
             },
-            counts: [1, uncached, cache_read, cache_write, output.saturating_sub(reasoning), reasoning],
+            counts: [
+                1,
+                uncached,
+                cache_read,
+                cache_write,
+                output.saturating_sub(reasoning),
+                reasoning,
+            ],
         }
     }
 }

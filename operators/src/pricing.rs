@@ -235,8 +235,12 @@ pub fn priced<'scope>(
             (wk.clone(), key.model.clone(), *class, *rates)
         })
         .explode(|(wk, model, class, rates)| match rates {
-            Some(rates) => rate_of(&rates, class)
-                .map(|rate| ((wk, Part::Cost(class)), i64::try_from(rate).unwrap_or(i64::MAX))),
+            Some(rates) => rate_of(&rates, class).map(|rate| {
+                (
+                    (wk, Part::Cost(class)),
+                    i64::try_from(rate).unwrap_or(i64::MAX),
+                )
+            }),
             None => (class == TokenClass::Calls).then_some(((wk, Part::Unpriced(model)), 1)),
         });
     parts.concat(costs)

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use glassbox_operators::cost::{Price, PriceTable, PriceTier, span_cost};
+use glassbox_operators::metrics::window_metrics_priced;
 use glassbox_operators::pricing::PriceBoard;
 use glassbox_operators::views::{Views, WindowKey};
 use glassbox_operators::{CostKeying, Dimensions, SpanFacts, WindowMetrics};
-use glassbox_operators::metrics::window_metrics_priced;
 use glassbox_schemas::{Span, SpanKind, TokenUsage};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -22,7 +22,11 @@ const MODELS: [&str; 4] = ["m-a", "m-b", "m-c", "m-unpriced"];
 fn span(rng: &mut StdRng, start_ms: u64) -> Span {
     let big = rng.random_range(0..10) == 0;
     let n = |rng: &mut StdRng, max: u64| rng.random_range(0..max);
-    let input = if big { 150_000 + n(rng, 100_000) } else { n(rng, 5_000) };
+    let input = if big {
+        150_000 + n(rng, 100_000)
+    } else {
+        n(rng, 5_000)
+    };
     Span {
         trace_id: "ab".into(),
         span_id: "cd".into(),
@@ -66,7 +70,13 @@ fn random_table(rng: &mut StdRng) -> PriceTable {
 
 fn keying(table: &PriceTable) -> CostKeying {
     CostKeying {
-        thresholds: table.tier_thresholds().into_iter().chain([200_000]).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+        thresholds: table
+            .tier_thresholds()
+            .into_iter()
+            .chain([200_000])
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         ..CostKeying::default()
     }
 }
@@ -195,7 +205,10 @@ fn oracle_random_spans_and_tables_agree_exactly() {
             let u: BTreeMap<String, i64> = c.unpriced.iter().cloned().collect();
             assert_eq!(&u, unpriced, "seed {seed}: unpriced of {k:?}");
             let calls: i64 = m.usage.iter().map(|(_, counts)| counts[0]).sum();
-            assert_eq!(calls, m.totals.requests, "seed {seed}: usage calls of {k:?}");
+            assert_eq!(
+                calls, m.totals.requests,
+                "seed {seed}: usage calls of {k:?}"
+            );
         }
     }
 }
@@ -216,7 +229,11 @@ fn a_new_table_reprices_open_windows_and_later_ones_only() {
             })
             .collect()
     };
-    let (p1, p2, p3) = (spans_at(&mut rng, 0), spans_at(&mut rng, 10_000), spans_at(&mut rng, 20_000));
+    let (p1, p2, p3) = (
+        spans_at(&mut rng, 0),
+        spans_at(&mut rng, 10_000),
+        spans_at(&mut rng, 20_000),
+    );
     // Panes end at 10 s, 20 s, 30 s. B is published once the frontier is at 25 s: the tumbling
     // window ending at 20 s and the sliding one ending at 20 s are closed but not yet retracted
     // (they are retracted at 30 s), the ones ending at 10 s are gone.
@@ -233,7 +250,8 @@ fn a_new_table_reprices_open_windows_and_later_ones_only() {
     for ((view, series, end), (time, m)) in final_records(&out) {
         let k = (view, series.clone(), end);
         let cost = i128::from(m.cost.as_ref().unwrap().total());
-        let unpriced: BTreeMap<String, i64> = m.cost.as_ref().unwrap().unpriced.iter().cloned().collect();
+        let unpriced: BTreeMap<String, i64> =
+            m.cost.as_ref().unwrap().unpriced.iter().cloned().collect();
         let (expected_time, expected) = match end {
             // Retracted before the change: priced once, by A.
             10_000 => (end, &under_a[&k]),
@@ -255,5 +273,8 @@ fn a_new_table_reprices_open_windows_and_later_ones_only() {
             *net.entry((key.view, key.end_ms)).or_default() += diff;
         }
     }
-    assert!(net.values().all(|d| *d == 0), "one retraction per re-insertion: {net:?}");
+    assert!(
+        net.values().all(|d| *d == 0),
+        "one retraction per re-insertion: {net:?}"
+    );
 }

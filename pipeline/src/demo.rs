@@ -73,8 +73,14 @@ impl Sink for TableSink {
 /// Renders the table.
 pub fn render(table: &BTreeMap<String, MetricsRecord>) -> String {
     let mut out = format!(
-        "{:<58} {:>8} {:>10} {:>10} {:>10} {:>7}\n",
-        "series (provider,model,tenant,feature)", "RPM", "TPM", "p95 lat ms", "p95 ttft", "err %"
+        "{:<58} {:>8} {:>10} {:>10} {:>10} {:>7} {:>10}\n",
+        "series (provider,model,tenant,feature)",
+        "RPM",
+        "TPM",
+        "p95 lat ms",
+        "p95 ttft",
+        "err %",
+        "$/window"
     );
     for (key, r) in table {
         let series: Vec<&str> = key
@@ -84,14 +90,19 @@ pub fn render(table: &BTreeMap<String, MetricsRecord>) -> String {
         let p95 = |d: &Option<crate::record::Distribution>| {
             d.as_ref().map_or("-".into(), |d| format!("{:.0}", d.p95))
         };
+        let cost = r
+            .cost
+            .as_ref()
+            .map_or("-".into(), |c| format!("{:.4}", c.usd));
         out.push_str(&format!(
-            "{:<58} {:>8.0} {:>10.0} {:>10} {:>10} {:>6.1}%\n",
+            "{:<58} {:>8.0} {:>10.0} {:>10} {:>10} {:>6.1}% {:>10}\n",
             series.join(","),
             r.rpm,
             r.tpm,
             p95(&r.latency_ms),
             p95(&r.ttft_ms),
-            r.error_rate * 100.0
+            r.error_rate * 100.0,
+            cost
         ));
     }
     out
@@ -123,6 +134,7 @@ pub fn demo(opts: DemoOptions, handles: Handles) -> Result<(), PipelineError> {
     cluster.create_topic(&config.kafka.metrics_topic, 4, 1)?;
     cluster.create_topic(&config.kafka.deadletter_topic, 1, 1)?;
     cluster.create_topic(&config.kafka.state_topic, 1, 1)?;
+    cluster.create_topic(&config.kafka.alerts_topic, 1, 1)?;
     config.kafka.brokers = brokers.clone();
     config.kafka.input_topic = topic.into();
     config.metrics.window_ms = opts.window_ms;

@@ -178,7 +178,8 @@ impl CostConfig {
             for (name, b) in budgets {
                 for (period, usd) in [("day", b.daily_usd), ("month", b.monthly_usd)] {
                     let Some(usd) = usd else { continue };
-                    let amount = pico(usd).map_err(|m| format!("{scope} `{name}` {period}: {m}"))?;
+                    let amount =
+                        pico(usd).map_err(|m| format!("{scope} `{name}` {period}: {m}"))?;
                     let thresholds = self
                         .budgets
                         .thresholds
@@ -379,12 +380,16 @@ mod tests {
         // 2026-11-28T23:30:00Z
         let t = 1_795_908_600_000u64;
         assert_eq!(utc.period(t).0, "2026-11-28");
-        let plus_one = Calendar { offset_ms: 60 * 60_000 };
+        let plus_one = Calendar {
+            offset_ms: 60 * 60_000,
+        };
         assert_eq!(plus_one.period(t).0, "2026-11-29");
         // 2026-12-01T00:10:00Z is still November at UTC−1.
         let dec1 = 1_796_083_800_000u64;
         assert_eq!(utc.period(dec1).1, "2026-12");
-        let minus_one = Calendar { offset_ms: -60 * 60_000 };
+        let minus_one = Calendar {
+            offset_ms: -60 * 60_000,
+        };
         assert_eq!(minus_one.period(dec1).1, "2026-11");
         let (_, _, start) = utc.period(t);
         assert_eq!(start, 1_795_824_000_000);
@@ -416,13 +421,24 @@ mod tests {
         assert_eq!(lines[1].thresholds[0].1, 240_000_000_000);
         c.token_semantics.insert("openai".into(), "cached".into());
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("cost.token_semantics") && e.contains("openai"), "{e}");
+        assert!(
+            e.contains("cost.token_semantics") && e.contains("openai"),
+            "{e}"
+        );
         c.token_semantics.clear();
         c.budgets.thresholds = vec![0.0];
-        assert!(c.validate().unwrap_err().to_string().contains("cost.budgets.thresholds"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cost.budgets.thresholds")
+        );
         c.budgets.thresholds = vec![0.8];
         c.prices = "/nonexistent/prices.json".into();
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("cost.prices") && e.contains("/nonexistent/prices.json"), "{e}");
+        assert!(
+            e.contains("cost.prices") && e.contains("/nonexistent/prices.json"),
+            "{e}"
+        );
     }
 }

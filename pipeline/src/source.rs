@@ -444,11 +444,9 @@ impl Inner {
             }
         };
         Counters::inc(&self.counters.decoded);
-        let Some(facts) = SpanFacts::from_span_priced(
-            &span,
-            &self.settings.dims,
-            self.settings.keying.as_ref(),
-        ) else {
+        let Some(facts) =
+            SpanFacts::from_span_priced(&span, &self.settings.dims, self.settings.keying.as_ref())
+        else {
             Counters::inc(&self.counters.ignored_kind);
             p.commits.consumed(offset, 0);
             return;

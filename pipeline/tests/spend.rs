@@ -124,9 +124,17 @@ fn panes() -> Vec<Arc<Keyed>> {
         for base in [OCT31_23H + 60_000, NOV1 + 60_000] {
             let end = base + i * 60_000;
             let n = i as i64 + 1;
-            out.push(pane(ACME_SEARCH, end, usage(ACME_SEARCH, n, 1_000 * n, 0, 300 * n)));
+            out.push(pane(
+                ACME_SEARCH,
+                end,
+                usage(ACME_SEARCH, n, 1_000 * n, 0, 300 * n),
+            ));
             out.push(pane(ACME_CHAT, end, usage(ACME_CHAT, 2 * n, 500, 0, 50)));
-            out.push(pane(BETA_SEARCH, end, usage(BETA_SEARCH, n, 2_000, 700 * n, 100)));
+            out.push(pane(
+                BETA_SEARCH,
+                end,
+                usage(BETA_SEARCH, n, 2_000, 700 * n, 100),
+            ));
         }
     }
     out
@@ -134,7 +142,11 @@ fn panes() -> Vec<Arc<Keyed>> {
 
 /// The expected totals, per (Redis key suffix, field), computed record by record with
 /// `oct`'s prices for October and `nov`'s for November.
-fn expected(records: &[Arc<Keyed>], oct: &PriceTable, nov: &PriceTable) -> BTreeMap<(String, String), i128> {
+fn expected(
+    records: &[Arc<Keyed>],
+    oct: &PriceTable,
+    nov: &PriceTable,
+) -> BTreeMap<(String, String), i128> {
     let cal = Calendar::default();
     let mut out: BTreeMap<(String, String), i128> = BTreeMap::new();
     for k in records {
@@ -157,8 +169,8 @@ fn expected(records: &[Arc<Keyed>], oct: &PriceTable, nov: &PriceTable) -> BTree
                     }
                 }
                 None => {
-                    *out.entry((format!("spend:unpriced:day:{day}"), u.model.clone())).or_default() +=
-                        i128::from(u.counts[0]);
+                    *out.entry((format!("spend:unpriced:day:{day}"), u.model.clone()))
+                        .or_default() += i128::from(u.counts[0]);
                 }
             }
         }
@@ -169,11 +181,17 @@ fn expected(records: &[Arc<Keyed>], oct: &PriceTable, nov: &PriceTable) -> BTree
 
 fn stored(con: &mut redis::Connection, prefix: &str) -> BTreeMap<(String, String), i128> {
     let mut out = BTreeMap::new();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:spend:*")).query(con).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:spend:*"))
+        .query(con)
+        .unwrap();
     for key in keys {
         let suffix = key.strip_prefix(&format!("{prefix}:")).unwrap().to_owned();
         let wanted = ["tenant:", "model:", "feature:", "unpriced:"];
-        if !wanted.iter().any(|w| suffix.starts_with(&format!("spend:{w}"))) {
+        if !wanted
+            .iter()
+            .any(|w| suffix.starts_with(&format!("spend:{w}")))
+        {
             continue;
         }
         let h: BTreeMap<String, String> = redis::cmd("HGETALL").arg(&key).query(con).unwrap();
@@ -290,7 +308,11 @@ fn budget_thresholds_fire_once_per_period() {
     );
     let acme = |i: u64, base: u64| {
         let n = i as i64 + 1;
-        pane(ACME_SEARCH, base + 60_000 * (i + 1), usage(ACME_SEARCH, n, 1_000 * n, 0, 300 * n))
+        pane(
+            ACME_SEARCH,
+            base + 60_000 * (i + 1),
+            usage(ACME_SEARCH, n, 1_000 * n, 0, 300 * n),
+        )
     };
     // Per pane: n·(1000·2.5e6 + 300·1e7) pico = n·0.0055 USD; cumulative 0.0055, 0.0165,
     // 0.033, 0.055.
@@ -308,10 +330,14 @@ fn budget_thresholds_fire_once_per_period() {
     w.write(&[acme(0, NOV1), acme(1, NOV1)]).unwrap();
     assert!(events(&mut con).is_empty());
     w.write(&[acme(2, NOV1)]).unwrap();
-    assert_eq!(events(&mut con), vec!["budget:tenant:acme:day:2026-11-01:0.8"]);
+    assert_eq!(
+        events(&mut con),
+        vec!["budget:tenant:acme:day:2026-11-01:0.8"]
+    );
     w.write(&[acme(3, NOV1)]).unwrap();
     // Replays, and a restarted ledger, fire nothing again.
-    w.write(&[acme(0, NOV1), acme(1, NOV1), acme(2, NOV1), acme(3, NOV1)]).unwrap();
+    w.write(&[acme(0, NOV1), acme(1, NOV1), acme(2, NOV1), acme(3, NOV1)])
+        .unwrap();
     let mut restarted = writer(&prefix, &board, &cost);
     restarted.write(&[acme(3, NOV1)]).unwrap();
     assert_eq!(
@@ -324,9 +350,17 @@ fn budget_thresholds_fire_once_per_period() {
     // A new day is a new period.
     let nov2 = NOV1 + 86_400_000;
     restarted.write(&[acme(3, nov2)]).unwrap();
-    assert_eq!(events(&mut con).len(), 2, "0.022 USD is below 80% of the budget");
+    assert_eq!(
+        events(&mut con).len(),
+        2,
+        "0.022 USD is below 80% of the budget"
+    );
     restarted.write(&[acme(2, nov2), acme(1, nov2)]).unwrap();
-    assert_eq!(events(&mut con).len(), 4, "0.0495 USD crosses both thresholds at once");
+    assert_eq!(
+        events(&mut con).len(),
+        4,
+        "0.0495 USD crosses both thresholds at once"
+    );
     let event: serde_json::Value = {
         let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
             .arg(format!("{prefix}:budget:events"))

@@ -38,10 +38,12 @@ fn main() {
         "decode + facts alone, 1 thread: {:.0} spans/s ({calls} model calls)",
         n as f64 / t.elapsed().as_secs_f64()
     );
-    for w in workers {
-        let (elapsed, windows) = in_process(input.clone(), w, Views::standard(60_000, 300_000));
+    for (w, priced) in workers.iter().flat_map(|w| [(*w, false), (*w, true)]) {
+        let (elapsed, windows) =
+            in_process(input.clone(), w, Views::standard(60_000, 300_000), priced);
+        let what = if priced { "with cost" } else { "without cost" };
         println!(
-            "workers={w}: {:.0} spans/s ({:.2} s, {windows} window records = {:.0} records/s), \
+            "workers={w} {what}: {:.0} spans/s ({:.2} s, {windows} window records = {:.0} records/s), \
              peak RSS {:.0} MiB (the input alone is {:.0} MB)",
             n as f64 / elapsed.as_secs_f64(),
             elapsed.as_secs_f64(),

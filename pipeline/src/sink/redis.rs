@@ -396,7 +396,8 @@ impl RedisWriter {
             f(&mut ledger, con)
         };
         result.map_err(|e| {
-            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.code().is_none() {
+            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.code().is_none()
+            {
                 self.connection_error(&e)
             } else {
                 self.server_error(&e)

@@ -315,10 +315,17 @@ impl SpendLedger {
     }
 
     /// Recomputes every cost of the current month under `self.table`; see the module doc.
-    fn reprice(&mut self, con: &mut Connection) -> RedisResult<BTreeSet<(String, String, String, String)>> {
+    fn reprice(
+        &mut self,
+        con: &mut Connection,
+    ) -> RedisResult<BTreeSet<(String, String, String, String)>> {
         let mut touched = BTreeSet::new();
-        let clock: Option<u64> = ::redis::cmd("GET").arg(self.key("spend:clock")).query(con)?;
-        let Some(clock) = clock else { return Ok(touched) };
+        let clock: Option<u64> = ::redis::cmd("GET")
+            .arg(self.key("spend:clock"))
+            .query(con)?;
+        let Some(clock) = clock else {
+            return Ok(touched);
+        };
         let (_, current_month, _) = self.s.calendar.period(clock.saturating_sub(1));
         let days: Vec<String> = ::redis::cmd("ZRANGE")
             .arg(self.key("spend:days"))
@@ -328,13 +335,17 @@ impl SpendLedger {
         let mut changed = 0usize;
         for day in days.into_iter().filter(|d| d.starts_with(&current_month)) {
             let month = current_month.clone();
-            let usage: HashMap<String, i64> =
-                ::redis::cmd("HGETALL").arg(self.key(&format!("spend:usage:{day}"))).query(con)?;
-            let costs: HashMap<String, String> =
-                ::redis::cmd("HGETALL").arg(self.key(&format!("spend:cost:{day}"))).query(con)?;
+            let usage: HashMap<String, i64> = ::redis::cmd("HGETALL")
+                .arg(self.key(&format!("spend:usage:{day}")))
+                .query(con)?;
+            let costs: HashMap<String, String> = ::redis::cmd("HGETALL")
+                .arg(self.key(&format!("spend:cost:{day}")))
+                .query(con)?;
             let mut counts: BTreeMap<String, [i64; 6]> = BTreeMap::new();
             for (field, n) in usage {
-                let Some((ukey, class)) = field.rsplit_once('|') else { continue };
+                let Some((ukey, class)) = field.rsplit_once('|') else {
+                    continue;
+                };
                 let Some(i) = TokenClass::ALL.iter().position(|c| c.name() == class) else {
                     continue;
                 };
@@ -344,8 +355,12 @@ impl SpendLedger {
             pipe.atomic();
             let mut deltas: BTreeMap<(&str, String, String), i128> = BTreeMap::new();
             for (ukey, c) in &counts {
-                let Some((series, label)) = ukey.rsplit_once('|') else { continue };
-                let Some(key) = parse_key(label) else { continue };
+                let Some((series, label)) = ukey.rsplit_once('|') else {
+                    continue;
+                };
+                let Some(key) = parse_key(label) else {
+                    continue;
+                };
                 let new = key_rates(&self.table, &key).map(|rates| cost_of(c, &rates));
                 let old = costs.get(ukey).map(String::as_str);
                 let old_cost: Option<i128> = match old {
@@ -359,7 +374,8 @@ impl SpendLedger {
                     continue;
                 }
                 changed += 1;
-                pipe.hset(self.key(&format!("spend:cost:{day}")), ukey, cost_text(new)).ignore();
+                pipe.hset(self.key(&format!("spend:cost:{day}")), ukey, cost_text(new))
+                    .ignore();
                 let delta = new.unwrap_or(0) - old_cost.unwrap_or(0);
                 let (tenant, feature) = (dimension(series, "tenant"), dimension(series, "feature"));
                 for (k, field) in [
@@ -369,7 +385,11 @@ impl SpendLedger {
                     ("feature:day", feature),
                     ("feature:month", feature),
                 ] {
-                    let period = if k.ends_with("month") { month.clone() } else { day.clone() };
+                    let period = if k.ends_with("month") {
+                        month.clone()
+                    } else {
+                        day.clone()
+                    };
                     *deltas.entry((k, period, field.to_owned())).or_default() += delta;
                 }
                 // A model that gains a price leaves `unpriced`; one that loses it joins it.
@@ -380,15 +400,28 @@ impl SpendLedger {
                     _ => 0,
                 };
                 if unpriced != 0 {
-                    pipe.hincr(self.key(&format!("spend:unpriced:day:{day}")), &*key.model, unpriced.to_string())
-                        .ignore();
+                    pipe.hincr(
+                        self.key(&format!("spend:unpriced:day:{day}")),
+                        &*key.model,
+                        unpriced.to_string(),
+                    )
+                    .ignore();
                 }
-                touched.insert((tenant.to_owned(), feature.to_owned(), day.clone(), month.clone()));
+                touched.insert((
+                    tenant.to_owned(),
+                    feature.to_owned(),
+                    day.clone(),
+                    month.clone(),
+                ));
             }
             for ((k, period, field), delta) in deltas {
                 if delta != 0 {
-                    pipe.hincr(self.key(&format!("spend:{k}:{period}")), field, delta.to_string())
-                        .ignore();
+                    pipe.hincr(
+                        self.key(&format!("spend:{k}:{period}")),
+                        field,
+                        delta.to_string(),
+                    )
+                    .ignore();
                 }
             }
             let _: Value = pipe.query(con)?;
@@ -412,7 +445,11 @@ impl SpendLedger {
         let channel = self.key("budget");
         for (tenant, feature, day, month) in touched {
             for line in &self.s.budgets {
-                let name = if line.scope == "tenant" { tenant } else { feature };
+                let name = if line.scope == "tenant" {
+                    tenant
+                } else {
+                    feature
+                };
                 if &line.name != name {
                     continue;
                 }
@@ -423,7 +460,10 @@ impl SpendLedger {
                     .key(self.key("budget:fired"))
                     .key(self.key("budget:events"))
                     .arg(name)
-                    .arg(format!("budget:{}:{name}:{}:{label}", line.scope, line.period))
+                    .arg(format!(
+                        "budget:{}:{name}:{}:{label}",
+                        line.scope, line.period
+                    ))
                     .arg(line.scope)
                     .arg(line.period)
                     .arg(label)
@@ -445,8 +485,12 @@ impl SpendLedger {
 
     /// Sends the events after the relay cursor to the alerts topic, then moves the cursor.
     fn relay(&mut self, con: &mut Connection) -> RedisResult<()> {
-        let Some(relay) = &self.s.relay else { return Ok(()) };
-        let cursor: Option<String> = ::redis::cmd("GET").arg(self.key("budget:relayed")).query(con)?;
+        let Some(relay) = &self.s.relay else {
+            return Ok(());
+        };
+        let cursor: Option<String> = ::redis::cmd("GET")
+            .arg(self.key("budget:relayed"))
+            .query(con)?;
         let start = cursor.map_or_else(|| "-".to_owned(), |c| format!("({c}"));
         let entries: Vec<(String, Vec<String>)> = ::redis::cmd("XRANGE")
             .arg(self.key("budget:events"))
@@ -476,7 +520,9 @@ impl SpendLedger {
             }
         }
         let flushed = relay.producer.flush(Duration::from_secs(10));
-        if flushed.is_err() || relay.producer.context().failed.load(Ordering::Relaxed) != failed_before {
+        if flushed.is_err()
+            || relay.producer.context().failed.load(Ordering::Relaxed) != failed_before
+        {
             // Nothing is recorded: the whole range is sent again next time (same keys and ids).
             tracing::warn!("budget events not acknowledged by the broker; will retry");
             return Ok(());
@@ -487,7 +533,10 @@ impl SpendLedger {
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         let last = entries.last().map(|(id, _)| id.clone());
         if let Some(id) = last {
-            let _: () = ::redis::cmd("SET").arg(self.key("budget:relayed")).arg(id).query(con)?;
+            let _: () = ::redis::cmd("SET")
+                .arg(self.key("budget:relayed"))
+                .arg(id)
+                .query(con)?;
         }
         Ok(())
     }
