@@ -113,6 +113,9 @@ pub fn cost_of(counts: &[i64; 6], rates: &Rates) -> i128 {
         .sum()
 }
 
+/// Updates of one input time, with a capability for it.
+type Pending = (Capability<u64>, Vec<(PriceKey, i64)>);
+
 fn key_hash(key: &PriceKey) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = rustc_hash::FxHasher::default();
@@ -134,8 +137,7 @@ pub fn price_table<'scope>(
                 let activator = scope.activator_for(info.address);
                 // Held at the input frontier: a new table is emitted at this capability's time.
                 let mut held: Option<Capability<u64>> = Some(cap);
-                let mut pending: BTreeMap<u64, (Capability<u64>, Vec<(PriceKey, i64)>)> =
-                    BTreeMap::new();
+                let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
                 let mut counts: HashMap<PriceKey, i64> = HashMap::default();
                 let mut live: HashMap<PriceKey, Option<Rates>> = HashMap::default();
                 let (mut version, mut table) = board.current();

@@ -134,11 +134,10 @@ fn run(
 
 /// The oracle: per (view, series, window end), the exact cost of its spans and its unpriced
 /// calls per model, from `span_cost` span by span.
-fn oracle(
-    views: &Views,
-    table: &PriceTable,
-    spans: &[Span],
-) -> BTreeMap<(u8, Vec<String>, u64), (i128, BTreeMap<String, i64>)> {
+/// Per (view, series, window end): the exact cost and the unpriced calls per model.
+type Expected = BTreeMap<(u8, Vec<String>, u64), (i128, BTreeMap<String, i64>)>;
+
+fn oracle(views: &Views, table: &PriceTable, spans: &[Span]) -> Expected {
     let keying = keying(table);
     let mut out: BTreeMap<_, (i128, BTreeMap<String, i64>)> = BTreeMap::new();
     let w = views.pane_ms;

@@ -499,6 +499,32 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_example_is_a_valid_configuration() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/glassbox.toml");
+        let c = Config::load(Some(&path), no_env()).unwrap();
+        assert!(c.cost.enabled);
+        assert_eq!(c.cost.budget_lines().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn cost_settings_are_checked_against_the_windows() {
+        let e = Config::from_toml("[metrics]\nwindow_ms = 7000\nsliding_ms = 0\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metrics.window_ms") && e.contains("cost"), "{e}");
+        // Without cost, any window width goes.
+        Config::from_toml(
+            "[metrics]\nwindow_ms = 7000\nsliding_ms = 0\n[cost]\nenabled = false\n",
+            no_env(),
+        )
+        .unwrap();
+        let e = Config::from_toml("[cost.budgets.tenants.acme]\ndaily_usd = -1\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cost.budgets") && e.contains("acme"), "{e}");
+    }
+
+    #[test]
     fn inconsistent_windows_name_the_field() {
         let err = Config::from_toml(
             "[metrics]\nwindow_ms = 60000\nsliding_ms = 90000\n",

@@ -336,8 +336,10 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
                 resume_ms,
                 &handles,
                 &board,
-                prices.clone(),
-                ledger.clone(),
+                Costing {
+                    prices: prices.clone(),
+                    ledger: ledger.clone(),
+                },
             )
         })
         .map_err(PipelineError::Worker)?
@@ -429,6 +431,16 @@ fn server_sinks(
     Ok(sinks)
 }
 
+/// What a worker needs for cost: the live price table with the span keying, and the spend
+/// ledger shared by every worker's Redis writer.
+struct Costing {
+    prices: Option<(Arc<PriceBoard>, Arc<glassbox_operators::CostKeying>)>,
+    ledger: Option<crate::sink::spend::SharedLedger>,
+}
+
+// Each argument is a distinct piece of the worker's environment; bundling them would only
+// move the list into a struct built at the one call site.
+#[allow(clippy::too_many_arguments)]
 fn run_worker(
     worker: &mut timely::worker::Worker,
     config: &Config,
@@ -437,9 +449,9 @@ fn run_worker(
     resume_ms: u64,
     handles: &Handles,
     board: &std::sync::Mutex<CommitBoard>,
-    prices: Option<(Arc<PriceBoard>, Arc<glassbox_operators::CostKeying>)>,
-    ledger: Option<crate::sink::spend::SharedLedger>,
+    costing: Costing,
 ) -> Result<(), String> {
+    let Costing { prices, ledger } = costing;
     let (index, peers) = (worker.index(), worker.peers());
     let counters = handles.counters.clone();
     let outbox =

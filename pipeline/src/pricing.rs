@@ -398,6 +398,57 @@ mod tests {
     }
 
     #[test]
+    fn sighup_and_file_changes_reload_the_table_and_bad_files_keep_the_old_one() {
+        let dir = std::env::temp_dir().join(format!("glassbox-prices-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let prices = dir.join("prices.json");
+        let write = |input: &str| {
+            let json = format!(
+                r#"{{"m": {{"input_cost_per_token": {input}, "output_cost_per_token": 0.000002}}}}"#
+            );
+            std::fs::write(&prices, json).unwrap();
+        };
+        write("0.000001");
+        let config = CostConfig {
+            prices: prices.display().to_string(),
+            reload_check_ms: 0,
+            ..CostConfig::default()
+        };
+        let board = PriceBoard::new(config.load_table().unwrap(), Duration::from_millis(10));
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = spawn_watcher(config, board.clone(), counters.clone(), stop.clone()).unwrap();
+        let input = |board: &PriceBoard| board.current().1.get("m").unwrap().input;
+        let wait = |what: &str, done: &dyn Fn() -> bool| {
+            let start = std::time::Instant::now();
+            while !done() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "timed out: {what}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        // With reload_check_ms = 0 a change alone is not picked up; SIGHUP reloads.
+        write("0.000003");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(input(&board), 1_000_000);
+        signal_hook::low_level::raise(signal_hook::consts::SIGHUP).unwrap();
+        wait("reload on SIGHUP", &|| input(&board) == 3_000_000);
+        // A broken file is refused and counted; the table stays.
+        std::fs::write(&prices, "{ not json").unwrap();
+        signal_hook::low_level::raise(signal_hook::consts::SIGHUP).unwrap();
+        wait("the failed reload is counted", &|| {
+            counters.price_reload_errors.load(Ordering::Relaxed) == 1
+        });
+        assert_eq!(input(&board), 3_000_000);
+        assert_eq!(counters.price_reloads.load(Ordering::Relaxed), 1);
+        stop.store(true, Ordering::Relaxed);
+        watcher.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn budgets_resolve_to_exact_thresholds_and_bad_fields_are_named() {
         let mut c = CostConfig::default();
         c.budgets.tenants.insert(
