@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the glassbox tests need, idempotently: Debian packages for redis,
-# influxdb 1.x and victoria-metrics (their Debian services are NOT left running or enabled:
+# influxdb 1.x, victoria-metrics and prometheus-alertmanager (their Debian services are NOT left running or enabled:
 # stack.sh starts private copies on free ports), build tools for rdkafka's bundled
 # librdkafka, curl, and the tansu broker (install-tansu.sh, cached in ~/.cache/glassbox).
 # apt-get update runs only when a package is missing. Must run as root (or with sudo) when
@@ -12,8 +12,8 @@ log() { printf '[install] %s\n' "$*" >&2; }
 
 # Debian packages needed (make/perl/gcc/g++/pkg-config/zlib1g-dev/libssl-dev: rdkafka's bundled
 # librdkafka, built with TLS and SASL/SCRAM support).
-PACKAGES=(redis-server influxdb victoria-metrics curl make perl gcc g++ pkg-config zlib1g-dev libssl-dev)
-SERVICE_PACKAGES=(redis-server influxdb victoria-metrics)
+PACKAGES=(redis-server influxdb victoria-metrics prometheus-alertmanager curl make perl gcc g++ pkg-config zlib1g-dev libssl-dev)
+SERVICE_PACKAGES=(redis-server influxdb victoria-metrics prometheus-alertmanager)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 

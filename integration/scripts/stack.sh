@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Local test stack for glassbox: tansu (Kafka API), redis, influxdb 1.x, victoria-metrics,
-# each on a FREE loopback port, so it can run beside a developer's own stack.
+# prometheus-alertmanager, each on a FREE loopback port, so it can run beside a developer's own
+# stack.
 #
-#   stack.sh start [tansu|redis|influxdb|victoria-metrics ...]   (default: all four)
+#   stack.sh start [tansu|redis|influxdb|victoria-metrics|alertmanager ...]   (default: all)
 #   stack.sh stop                                                 (stops every service)
 #   stack.sh status
 #
 # State dir: $STACK_DIR, else <repo>/.stack. Per service: <name>.log, <name>.pid, <name>.port.
 # Writes $STACK_DIR/env (sourceable) with GLASSBOX_TEST_BROKERS, GLASSBOX_TEST_REDIS_URL,
-# GLASSBOX_TEST_INFLUX_V1_URL, GLASSBOX_TEST_VM_URL and GLASSBOX_TEST_TANSU_BIN.
+# GLASSBOX_TEST_INFLUX_V1_URL, GLASSBOX_TEST_VM_URL, GLASSBOX_TEST_ALERTMANAGER_URL and
+# GLASSBOX_TEST_TANSU_BIN.
 # Knobs: STACK_READY_TIMEOUT (s, default 60), STACK_TANSU_STORAGE (default memory://tansu/).
 # Idempotent: a running, healthy service is kept as it is. Servers come from install.sh.
 set -euo pipefail
@@ -19,7 +21,7 @@ STACK_DIR="${STACK_DIR:-$REPO_ROOT/.stack}"
 TOOLS="${GLASSBOX_TOOLS:-$HOME/.cache/glassbox/tools}"
 TANSU_BIN="${GLASSBOX_TEST_TANSU_BIN:-$TOOLS/bin/tansu}"
 READY_TIMEOUT="${STACK_READY_TIMEOUT:-60}" # seconds, per service
-ALL_SERVICES=(tansu redis influxdb victoria-metrics)
+ALL_SERVICES=(tansu redis influxdb victoria-metrics alertmanager)
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -31,6 +33,7 @@ service_exe() {
     redis) echo redis-server ;;
     influxdb) echo influxd ;;
     victoria-metrics) echo victoria-metrics ;;
+    alertmanager) echo prometheus-alertmanager ;;
     *) die "unknown service '$1' (known: ${ALL_SERVICES[*]})" ;;
   esac
 }
@@ -80,6 +83,7 @@ probe() {
     redis) [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] ;;
     influxdb) [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/ping")" = 204 ] ;;
     victoria-metrics) [ "$(curl -s --max-time 2 "http://127.0.0.1:$port/health")" = OK ] ;;
+    alertmanager) [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/-/ready")" = 200 ] ;;
     tansu) timeout 10 "$TANSU_BIN" topic list --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1 ;;
   esac
 }
@@ -170,6 +174,16 @@ launch() {
         -retentionPeriod 100y -search.latencyOffset 0s \
         </dev/null >>"$log_file" 2>&1 &
       ;;
+    alertmanager)
+      command -v prometheus-alertmanager >/dev/null || die "prometheus-alertmanager not installed (run integration/scripts/install.sh)"
+      local adir="$STACK_DIR/alertmanager"
+      mkdir -p "$adir"
+      # One receiver that sends nowhere: tests read alerts back through the API.
+      printf 'route:\n  receiver: "null"\n  group_wait: 1s\nreceivers:\n  - name: "null"\n' >"$adir/alertmanager.yml"
+      nohup prometheus-alertmanager --config.file "$adir/alertmanager.yml" \
+        --storage.path "$adir" --web.listen-address "127.0.0.1:$port" \
+        --cluster.listen-address "" </dev/null >>"$log_file" 2>&1 &
+      ;;
     tansu)
       [ -x "$TANSU_BIN" ] || die "tansu not found at $TANSU_BIN (run integration/scripts/install-tansu.sh)"
       # Storage: in-memory by default (dynostore feature; nothing survives a restart, which
@@ -247,6 +261,9 @@ write_env() {
     fi
     if is_running victoria-metrics; then
       echo "export GLASSBOX_TEST_VM_URL=http://127.0.0.1:$(port_of victoria-metrics)"
+    fi
+    if is_running alertmanager; then
+      echo "export GLASSBOX_TEST_ALERTMANAGER_URL=http://127.0.0.1:$(port_of alertmanager)"
     fi
   } >"$tmp"
   mv "$tmp" "$STACK_DIR/env"
