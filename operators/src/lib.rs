@@ -12,6 +12,11 @@
 //! - [`figures`] and [`sketch`]: the additive difference type and the quantile sketch that
 //!   the operators above carry.
 //!
+//! The quality path (issue #6), beside it:
+//!
+//! - [`trace_join`]: each generation paired with the retrievals that fed it, per trace, into a
+//!   [`trace_join::RagItem`] carrying query, chunks and answer for the scorers.
+//!
 //! Every timestamp in these operators is event time in milliseconds since the Unix epoch.
 
 pub mod cost;
@@ -20,6 +25,7 @@ pub mod figures;
 pub mod metrics;
 pub mod panes;
 pub mod sketch;
+pub mod trace_join;
 pub mod views;
 pub mod windows;
 
@@ -27,4 +33,5 @@ pub use facts::{Dimensions, Series, SpanFacts};
 pub use figures::Figures;
 pub use metrics::{WindowMetrics, window_metrics};
 pub use sketch::{Metric, Summary};
+pub use trace_join::{RagItem, TraceJoinConfig, TraceJoinCounters, TraceSpan, trace_join};
 pub use views::{View, Views};
