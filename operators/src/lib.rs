@@ -16,11 +16,13 @@
 //!
 //! - [`trace_join`]: each generation paired with the retrievals that fed it, per trace, into a
 //!   [`trace_join::RagItem`] carrying query, chunks and answer for the scorers.
+//! - [`feedback`]: user feedback counted under the series of the generation it rates.
 //!
 //! Every timestamp in these operators is event time in milliseconds since the Unix epoch.
 
 pub mod cost;
 pub mod facts;
+pub mod feedback;
 pub mod figures;
 pub mod metrics;
 pub mod panes;
@@ -30,6 +32,7 @@ pub mod views;
 pub mod windows;
 
 pub use facts::{Dimensions, Series, SpanFacts};
+pub use feedback::{FeedbackConfig, FeedbackCounters, FeedbackFact, FeedbackInput, feedback_join};
 pub use figures::Figures;
 pub use metrics::{WindowMetrics, window_metrics};
 pub use sketch::{Metric, Summary};
