@@ -9,7 +9,8 @@
 //!
 //! Feedback is *negative* when its score is below [`FeedbackConfig::negative_below`] or its
 //! label is one of [`FeedbackConfig::negative_labels`] (compared case-insensitively). The
-//! figures (feedback count, negative rate, mean score) are sums over [`FeedbackFact`]s.
+//! figures of a window (feedback count, negative rate, mean score) come from integer sums
+//! over its [`FeedbackFact`]s ([`FeedbackFigures`]), exact and order-independent.
 //!
 //! # Which generation
 //! A trace may hold several generations. The feedback goes to the one its `parent_span_id`
@@ -22,8 +23,8 @@
 //!   time order, generations before feedback at one time, so the output depends only on which
 //!   records arrive at which times.
 //! - State:
-//!   - per trace, its generations (span id, start, series, arrival time), each kept until the
-//!     frontier passes `start_ms + horizon_ms`;
+//!   - per trace, its generations (span id, start, series), each kept until the frontier
+//!     passes `start_ms + horizon_ms` (so the state is bounded by the horizon);
 //!   - feedback waiting for a generation: a feedback record that finds none is kept, with a
 //!     capability at its arrival time `t`, until a generation of its trace arrives (at a time
 //!     `≤ t + wait_ms`) or the frontier passes `t + wait_ms`; then it is counted unmatched and
@@ -221,6 +222,55 @@ pub struct FeedbackFact {
     pub score: Option<f64>,
     /// Whether the feedback is negative ([`FeedbackConfig::is_negative`]).
     pub negative: bool,
+}
+
+impl FeedbackFact {
+    /// This fact's contribution to its window's figures.
+    pub fn figures(&self) -> FeedbackFigures {
+        FeedbackFigures {
+            count: 1,
+            negative: i64::from(self.negative),
+            scored: i64::from(self.score.is_some()),
+            score_sum_ppm: self.score.map_or(0, |s| (s * 1e6).round() as i64),
+        }
+    }
+}
+
+/// The additive feedback figures of a window: sums of [`FeedbackFact::figures`].
+///
+/// Integers, so that sums are exact and their order never matters (a score is kept in
+/// millionths: `0.85` → `850_000`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FeedbackFigures {
+    /// Feedback records.
+    pub count: i64,
+    /// Negative ones.
+    pub negative: i64,
+    /// Those with a score.
+    pub scored: i64,
+    /// Sum of the scores, in millionths.
+    pub score_sum_ppm: i64,
+}
+
+impl FeedbackFigures {
+    /// Negative feedback / all feedback; `None` without feedback.
+    pub fn negative_rate(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.negative as f64 / self.count as f64)
+    }
+
+    /// The mean score; `None` without a score.
+    pub fn mean_score(&self) -> Option<f64> {
+        (self.scored > 0).then(|| self.score_sum_ppm as f64 / 1e6 / self.scored as f64)
+    }
+}
+
+impl std::ops::AddAssign for FeedbackFigures {
+    fn add_assign(&mut self, other: Self) {
+        self.count += other.count;
+        self.negative += other.negative;
+        self.scored += other.scored;
+        self.score_sum_ppm += other.score_sum_ppm;
+    }
 }
 
 /// The feedback join's counters, shared by every worker's instance. All monotone except the

@@ -32,7 +32,9 @@ pub mod views;
 pub mod windows;
 
 pub use facts::{Dimensions, Series, SpanFacts};
-pub use feedback::{FeedbackConfig, FeedbackCounters, FeedbackFact, FeedbackInput, feedback_join};
+pub use feedback::{
+    FeedbackConfig, FeedbackCounters, FeedbackFact, FeedbackFigures, FeedbackInput, feedback_join,
+};
 pub use figures::Figures;
 pub use metrics::{WindowMetrics, window_metrics};
 pub use sketch::{Metric, Summary};

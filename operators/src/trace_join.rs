@@ -86,8 +86,9 @@ pub enum TraceRole {
     Retrieval,
 }
 
-/// A span as the trace join sees it: ids, times, series and text.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+/// A span as the trace join sees it: ids, times, series and text. (`Debug` is safe to log:
+/// [`SpanText`]'s shows sizes only.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceSpan {
     /// The trace, lowercase hex.
     pub trace_id: String,
@@ -105,22 +106,6 @@ pub struct TraceSpan {
     pub series: Series,
     /// Query, answer, chunks: present when the decoder keeps text.
     pub text: Option<Box<SpanText>>,
-}
-
-impl fmt::Debug for TraceSpan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `SpanText`'s Debug shows sizes only.
-        f.debug_struct("TraceSpan")
-            .field("trace_id", &self.trace_id)
-            .field("span_id", &self.span_id)
-            .field("parent_span_id", &self.parent_span_id)
-            .field("role", &self.role)
-            .field("start_unix_nano", &self.start_unix_nano)
-            .field("end_unix_nano", &self.end_unix_nano)
-            .field("series", &self.series)
-            .field("text", &self.text)
-            .finish()
-    }
 }
 
 impl TraceSpan {

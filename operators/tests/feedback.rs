@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use glassbox_operators::feedback::{
-    FeedbackConfig, FeedbackCounters, FeedbackFact, FeedbackInput, feedback_join,
+    FeedbackConfig, FeedbackCounters, FeedbackFact, FeedbackFigures, FeedbackInput, feedback_join,
 };
 use glassbox_operators::{Dimensions, Series};
 use glassbox_schemas::{Span, SpanKind};
@@ -123,6 +123,37 @@ fn negative_is_a_low_score_or_a_negative_label() {
         ..FeedbackConfig::default()
     };
     assert!(bad.validate().is_err());
+}
+
+#[test]
+fn figures_add_up_exactly() {
+    let fact = |score: Option<f64>, negative: bool| FeedbackFact {
+        series: series("s"),
+        event_ms: 0,
+        score,
+        negative,
+    };
+    let mut window = FeedbackFigures::default();
+    assert_eq!((window.negative_rate(), window.mean_score()), (None, None));
+    for f in [
+        fact(Some(0.1), true),
+        fact(Some(0.85), false),
+        fact(None, true),
+        fact(Some(0.2), true),
+    ] {
+        window += f.figures();
+    }
+    assert_eq!(
+        window,
+        FeedbackFigures {
+            count: 4,
+            negative: 3,
+            scored: 3,
+            score_sum_ppm: 1_150_000
+        }
+    );
+    assert_eq!(window.negative_rate(), Some(0.75));
+    assert!((window.mean_score().unwrap() - 1.15 / 3.0).abs() < 1e-12);
 }
 
 #[test]
