@@ -1252,8 +1252,12 @@ impl<'de> Visitor<'de> for AttributesSeed<'_> {
             let known = classify(&key);
             if known.is_none() && is_content_attribute(&key) {
                 // Never copied, never inspected, unless the decoder keeps text and this key
-                // holds some.
-                match draft.text.as_deref_mut().zip(text_key(&key)) {
+                // holds some (`text_key` only runs then: the default path pays one `None` check).
+                match draft
+                    .text
+                    .as_deref_mut()
+                    .and_then(|t| Some((t, text_key(&key)?)))
+                {
                     Some((text, source)) => text.offer_raw(source, map.next_value()?, false),
                     None => {
                         map.next_value::<IgnoredAny>()?;
@@ -1319,7 +1323,11 @@ impl<'de> Visitor<'de> for KeyValueSeed<'_> {
                 },
                 KeyValueKey::Value => match &key {
                     Some((name, None)) if is_content_attribute(name) => {
-                        match draft.text.as_deref_mut().zip(text_key(name)) {
+                        match draft
+                            .text
+                            .as_deref_mut()
+                            .and_then(|t| Some((t, text_key(name)?)))
+                        {
                             Some((text, source)) => {
                                 text.offer_raw(source, map.next_value()?, true);
                             }

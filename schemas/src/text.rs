@@ -166,26 +166,17 @@ pub(crate) enum TextKey {
     DocumentItem(u32),
 }
 
-/// `{prefix}{i}{suffix}` → `i`.
-fn index_of(key: &str, prefix: &str, suffix: &str) -> Option<u32> {
-    let digits = key.strip_prefix(prefix)?.strip_suffix(suffix)?;
+/// `{prefix}{i}{infix}role` or `{prefix}{i}{infix}content`.
+fn item_of(key: &str, prefix: &str, infix: &str) -> Option<(u32, Item)> {
+    let (rest, item) = match key.strip_suffix("content") {
+        Some(rest) => (rest, Item::Content),
+        None => (key.strip_suffix("role")?, Item::Role),
+    };
+    let digits = rest.strip_prefix(prefix)?.strip_suffix(infix)?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
-}
-
-/// `{prefix}{i}.role` or `{prefix}{i}.content` (with `infix` between the index and the name).
-fn item_of(key: &str, prefix: &str, infix: &str) -> Option<(u32, Item)> {
-    for (name, item) in [("role", Item::Role), ("content", Item::Content)] {
-        let suffix = format!("{infix}{name}");
-        if key.ends_with(&suffix)
-            && let Some(i) = index_of(key, prefix, &suffix)
-        {
-            return Some((i, item));
-        }
-    }
-    None
+    Some((digits.parse().ok()?, item))
 }
 
 /// The text source a content key feeds, if any. Only called for content keys of a decoder
@@ -209,7 +200,9 @@ pub(crate) fn text_key(key: &str) -> Option<TextKey> {
                 TextKey::OiInputItem(i, item)
             } else if let Some((i, item)) = item_of(key, "llm.output_messages.", ".message.") {
                 TextKey::OiOutputItem(i, item)
-            } else if let Some(i) = index_of(key, "retrieval.documents.", ".document.content") {
+            } else if let Some((i, Item::Content)) =
+                item_of(key, "retrieval.documents.", ".document.")
+            {
                 TextKey::DocumentItem(i)
             } else {
                 return None;
