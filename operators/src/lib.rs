@@ -9,23 +9,36 @@
 //!   inserted when it closes and retracted one pane later so its state compacts away.
 //! - [`metrics`]: one `reduce` per (view, series, window) that turns additive figures and
 //!   DDSketch bucket counts into a [`metrics::WindowMetrics`] record.
+//! - [`pricing`] (with [`cost`]): the windows' token sums joined with the live price table.
 //! - [`figures`] and [`sketch`]: the additive difference type and the quantile sketch that
 //!   the operators above carry.
+//!
+//! The quality path (issue #6), beside it:
+//!
+//! - [`trace_join`]: each generation paired with the retrievals that fed it, per trace, into a
+//!   [`trace_join::RagItem`] carrying query, chunks and answer for the scorers.
+//! - [`feedback`]: user feedback counted under the series of the generation it rates.
 //!
 //! Every timestamp in these operators is event time in milliseconds since the Unix epoch.
 
 pub mod cost;
 pub mod facts;
+pub mod feedback;
 pub mod figures;
 pub mod metrics;
 pub mod panes;
 pub mod pricing;
 pub mod sketch;
+pub mod trace_join;
 pub mod views;
 pub mod windows;
 
 pub use facts::{CostKeying, Dimensions, PriceKey, Series, SpanFacts, SpanUsage, TokenClass};
+pub use feedback::{
+    FeedbackConfig, FeedbackCounters, FeedbackFact, FeedbackFigures, FeedbackInput, feedback_join,
+};
 pub use figures::Figures;
 pub use metrics::{WindowMetrics, window_metrics};
 pub use sketch::{Metric, Summary};
+pub use trace_join::{RagItem, TraceJoinConfig, TraceJoinCounters, TraceSpan, trace_join};
 pub use views::{View, Views};

@@ -151,7 +151,8 @@ conventions! {
 ///
 /// Values under these keys are skipped without being copied: they never reach
 /// [`Span::extra`](crate::Span::extra), so never a series dimension, a log line or an error
-/// message. (A later component extracts them deliberately.)
+/// message. Only a decoder that keeps text reads some of them, into
+/// [`Span::text`](crate::Span::text) (see [`crate::TEXT_SOURCES`]).
 pub const CONTENT_ATTRIBUTE_PREFIXES: &[&str] = &[
     // OTel GenAI, current and older
     "gen_ai.prompt",

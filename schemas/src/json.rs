@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::conventions::{Field, Known, classify, is_content_attribute};
 use crate::error::{DecodeError, Horizon};
 use crate::span::{Span, SpanKind, StatusCode, TokenUsage};
+use crate::text::{TextDraft, TextOptions, text_key};
 
 /// Unknown string attributes longer than this many bytes are not kept in [`Span::extra`]: a
 /// value that long is text, not a series dimension.
@@ -76,17 +77,34 @@ impl Default for DecodeLimits {
 #[derive(Clone, Debug, Default)]
 pub struct JsonDecoder {
     limits: DecodeLimits,
+    text: TextOptions,
 }
 
 impl JsonDecoder {
-    /// A decoder enforcing `limits`.
+    /// A decoder enforcing `limits`, that extracts no text.
     pub fn new(limits: DecodeLimits) -> Self {
-        Self { limits }
+        Self {
+            limits,
+            text: TextOptions::default(),
+        }
+    }
+
+    /// The same decoder, extracting text into [`Span::text`] as `text` says (see
+    /// [`TextOptions`]). With `keep_text: false` (the default) content attributes are skipped
+    /// unread and nothing is allocated for them.
+    pub fn with_text(mut self, text: TextOptions) -> Self {
+        self.text = text;
+        self
     }
 
     /// The limits this decoder enforces.
     pub fn limits(&self) -> &DecodeLimits {
         &self.limits
+    }
+
+    /// What text this decoder extracts.
+    pub fn text_options(&self) -> &TextOptions {
+        &self.text
     }
 
     /// Decodes one record.
@@ -99,6 +117,9 @@ impl JsonDecoder {
             message: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
         })?;
         let mut draft = Draft::new(self.limits.max_tokens);
+        if self.text.keep_text {
+            draft.text = Some(Box::new(TextDraft::new(self.text)));
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let read = RecordSeed { draft: &mut draft }
             .deserialize(&mut de)
@@ -200,6 +221,8 @@ struct Draft {
     openinference_kind: Option<SpanKind>,
     traceloop_kind: Option<SpanKind>,
     extra: Vec<(String, String)>,
+    /// Text being extracted; `None` unless the decoder keeps text.
+    text: Option<Box<TextDraft>>,
 }
 
 impl Draft {
@@ -336,6 +359,7 @@ impl Draft {
             openinference_kind,
             traceloop_kind,
             extra,
+            text,
         } = self;
 
         let missing = |field| DecodeError::MissingField { field };
@@ -408,6 +432,7 @@ impl Draft {
             feedback_score: feedback_score.value,
             feedback_label: feedback_label.value,
             extra,
+            text: text.and_then(|t| t.finish()).map(Box::new),
         })
     }
 }
@@ -1226,8 +1251,18 @@ impl<'de> Visitor<'de> for AttributesSeed<'_> {
         while let Some(key) = map.next_key_seed(CowStr)? {
             let known = classify(&key);
             if known.is_none() && is_content_attribute(&key) {
-                // Never copied, never inspected.
-                map.next_value::<IgnoredAny>()?;
+                // Never copied, never inspected, unless the decoder keeps text and this key
+                // holds some (`text_key` only runs then: the default path pays one `None` check).
+                match draft
+                    .text
+                    .as_deref_mut()
+                    .and_then(|t| Some((t, text_key(&key)?)))
+                {
+                    Some((text, source)) => text.offer_raw(source, map.next_value()?, false),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
                 continue;
             }
             let value = map.next_value_seed(ValueSeed {
@@ -1288,7 +1323,18 @@ impl<'de> Visitor<'de> for KeyValueSeed<'_> {
                 },
                 KeyValueKey::Value => match &key {
                     Some((name, None)) if is_content_attribute(name) => {
-                        map.next_value::<IgnoredAny>()?;
+                        match draft
+                            .text
+                            .as_deref_mut()
+                            .and_then(|t| Some((t, text_key(name)?)))
+                        {
+                            Some((text, source)) => {
+                                text.offer_raw(source, map.next_value()?, true);
+                            }
+                            None => {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        }
                     }
                     Some((_, known)) => {
                         let lists = known.is_some_and(|k| k.field.takes_list());
@@ -2793,5 +2839,365 @@ mod tests {
                 prop_assert_eq!(result.map_err(|e| e.reason()), Err("invalid_json"));
             }
         }
+    }
+}
+
+/// Text extraction through the decoder: every alias source, both attribute forms, and that a
+/// decoder without text behaves exactly as before.
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+    use crate::text::SpanText;
+
+    const NOW: u64 = 1_764_316_800_000;
+    const START: u64 = 1_764_316_800_000_000_000;
+
+    fn record(attributes: &str) -> String {
+        format!(
+            r#"{{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7",
+            "start_time_unix_nano":{START},"end_time_unix_nano":{START},"attributes":{attributes}}}"#
+        )
+    }
+
+    fn decoder(max_text_bytes: usize) -> JsonDecoder {
+        JsonDecoder::default().with_text(TextOptions {
+            keep_text: true,
+            max_text_bytes,
+            max_chunks: 3,
+        })
+    }
+
+    fn text_of(attributes: &str) -> Option<SpanText> {
+        decoder(1 << 20)
+            .decode(record(attributes).as_bytes(), NOW)
+            .unwrap()
+            .text
+            .map(|t| *t)
+    }
+
+    fn text(query: Option<&str>, answer: Option<&str>, chunks: &[&str]) -> Option<SpanText> {
+        Some(SpanText {
+            query: query.map(str::to_owned),
+            answer: answer.map(str::to_owned),
+            chunks: chunks.iter().map(|c| c.to_string()).collect(),
+            truncated: false,
+        })
+    }
+
+    /// Every text source at once, in the object form.
+    const ALL_SOURCES: &str = r#"{"gen_ai.operation.name":"chat",
+        "gen_ai.retrieval.query.text":"Q retrieval","input.value":"Q input",
+        "gen_ai.input.messages":[{"role":"user","content":"Q messages"}],
+        "gen_ai.prompt":"Q prompt","gen_ai.prompt.0.content":"Q indexed",
+        "gen_ai.output.messages":[{"role":"assistant","content":"A messages"}],
+        "output.value":"A output","gen_ai.completion":"A completion",
+        "gen_ai.completion.0.content":"A indexed",
+        "gen_ai.retrieval.documents":[{"content":"C1"}],
+        "retrieval.documents.0.document.content":"C indexed"}"#;
+
+    #[test]
+    fn without_keep_text_the_span_is_unchanged() {
+        let plain = JsonDecoder::default()
+            .decode(record(ALL_SOURCES).as_bytes(), NOW)
+            .unwrap();
+        assert_eq!(plain.text, None);
+        assert!(plain.extra.is_empty());
+        let off = JsonDecoder::default().with_text(TextOptions {
+            keep_text: false,
+            ..TextOptions::default()
+        });
+        assert_eq!(
+            off.decode(record(ALL_SOURCES).as_bytes(), NOW),
+            Ok(plain.clone())
+        );
+        // Keeping text changes nothing else.
+        let mut with_text = decoder(1 << 20)
+            .decode(record(ALL_SOURCES).as_bytes(), NOW)
+            .unwrap();
+        assert!(with_text.text.take().is_some());
+        assert_eq!(with_text, plain);
+    }
+
+    #[test]
+    fn the_first_listed_source_wins_in_any_key_order() {
+        assert_eq!(
+            text_of(ALL_SOURCES),
+            text(Some("Q retrieval"), Some("A messages"), &["C1"])
+        );
+        // Remove the winners one by one (and reverse the key order): the next source wins.
+        let entries: Vec<(&str, &str)> = vec![
+            ("gen_ai.retrieval.query.text", r#""Q retrieval""#),
+            ("input.value", r#""Q input""#),
+            (
+                "gen_ai.input.messages",
+                r#"[{"role":"user","content":"Q messages"}]"#,
+            ),
+            ("gen_ai.prompt", r#""Q prompt""#),
+            ("gen_ai.prompt.0.content", r#""Q indexed""#),
+            ("llm.input_messages.0.message.content", r#""Q oi""#),
+        ];
+        let expected = [
+            "Q retrieval",
+            "Q input",
+            "Q messages",
+            "Q prompt",
+            "Q indexed",
+            "Q oi",
+        ];
+        for skip in 0..entries.len() {
+            let mut object: Vec<String> = entries[skip..]
+                .iter()
+                .map(|(k, v)| format!(r#""{k}":{v}"#))
+                .collect();
+            object.reverse();
+            let got = text_of(&format!("{{{}}}", object.join(",")));
+            assert_eq!(got, text(Some(expected[skip]), None, &[]), "{skip}");
+        }
+        let entries: Vec<(&str, &str)> = vec![
+            (
+                "gen_ai.output.messages",
+                r#"[{"role":"assistant","content":"A messages"}]"#,
+            ),
+            ("output.value", r#""A output""#),
+            ("gen_ai.completion", r#""A completion""#),
+            ("gen_ai.completion.0.content", r#""A indexed""#),
+            ("llm.output_messages.0.message.content", r#""A oi""#),
+        ];
+        let expected = [
+            "A messages",
+            "A output",
+            "A completion",
+            "A indexed",
+            "A oi",
+        ];
+        for skip in 0..entries.len() {
+            let mut object: Vec<String> = entries[skip..]
+                .iter()
+                .map(|(k, v)| format!(r#""{k}":{v}"#))
+                .collect();
+            object.reverse();
+            let got = text_of(&format!("{{{}}}", object.join(",")));
+            assert_eq!(got, text(None, Some(expected[skip]), &[]), "{skip}");
+        }
+        assert_eq!(
+            text_of(
+                r#"{"retrieval.documents.0.document.content":"late",
+                "gen_ai.retrieval.documents":[{"content":"wins"}]}"#
+            ),
+            text(None, None, &["wins"])
+        );
+    }
+
+    #[test]
+    fn current_semconv_messages_as_arrays_or_json_strings() {
+        let input = r#"[{"role":"system","parts":[{"type":"text","content":"be brief"}]},
+            {"role":"user","parts":[{"type":"text","content":"What is RAG?"}]},
+            {"role":"assistant","parts":[{"type":"text","content":"earlier"}]},
+            {"role":"user","parts":[{"type":"text","content":"And faithfulness?"}]}]"#;
+        let output = r#"[{"role":"assistant","parts":[{"type":"text","content":"It means"},
+            {"type":"tool_call","name":"x"},{"type":"text","content":"grounded."}],
+            "finish_reason":"stop"}]"#;
+        let expected = text(Some("And faithfulness?"), Some("It means\ngrounded."), &[]);
+        assert_eq!(
+            text_of(&format!(
+                r#"{{"gen_ai.input.messages":{input},"gen_ai.output.messages":{output}}}"#
+            )),
+            expected
+        );
+        let as_strings = format!(
+            r#"{{"gen_ai.input.messages":{},"gen_ai.output.messages":{}}}"#,
+            serde_json::to_string(input).unwrap(),
+            serde_json::to_string(output).unwrap()
+        );
+        assert_eq!(text_of(&as_strings), expected);
+        // {role, content} messages too.
+        assert_eq!(
+            text_of(
+                r#"{"gen_ai.input.messages":"[{\"role\":\"user\",\"content\":\"hi\"}]",
+                "gen_ai.output.messages":[{"role":"assistant","content":"hello"}]}"#
+            ),
+            text(Some("hi"), Some("hello"), &[])
+        );
+    }
+
+    #[test]
+    fn retrieval_query_and_documents() {
+        let expected = text(
+            Some("refund policy?"),
+            None,
+            &["Refunds in 30 days.", "No fees."],
+        );
+        assert_eq!(
+            text_of(
+                r#"{"gen_ai.operation.name":"retrieval",
+                "gen_ai.retrieval.query.text":"refund policy?",
+                "gen_ai.retrieval.documents":[{"id":"d1","content":"Refunds in 30 days."},
+                    {"content":"No fees."},{"id":"d3"}]}"#
+            ),
+            expected
+        );
+        // As a JSON string, and as plain strings.
+        assert_eq!(
+            text_of(
+                r#"{"gen_ai.retrieval.query.text":"refund policy?",
+                "gen_ai.retrieval.documents":"[{\"id\":\"d1\",\"content\":\"Refunds in 30 days.\"},\"No fees.\"]"}"#
+            ),
+            expected
+        );
+    }
+
+    #[test]
+    fn openllmetry_prompt_and_completion() {
+        // JSON strings of messages (old OTel GenAI).
+        assert_eq!(
+            text_of(
+                r#"{"gen_ai.prompt":"[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"q\"}]",
+                "gen_ai.completion":"[{\"role\":\"assistant\",\"content\":\"a\"}]"}"#
+            ),
+            text(Some("q"), Some("a"), &[])
+        );
+        // Indexed, in any key order: the last user message, the first completion.
+        assert_eq!(
+            text_of(
+                r#"{"gen_ai.prompt.2.role":"user","gen_ai.prompt.2.content":"second question",
+                "gen_ai.prompt.0.role":"system","gen_ai.prompt.0.content":"sys",
+                "gen_ai.prompt.1.role":"user","gen_ai.prompt.1.content":"first question",
+                "gen_ai.prompt.3.role":"assistant","gen_ai.prompt.3.content":"noise",
+                "gen_ai.completion.1.content":"other choice",
+                "gen_ai.completion.0.role":"assistant","gen_ai.completion.0.content":"the answer"}"#
+            ),
+            text(Some("second question"), Some("the answer"), &[])
+        );
+        // Without roles, the last prompt message.
+        assert_eq!(
+            text_of(r#"{"gen_ai.prompt.0.content":"a","gen_ai.prompt.1.content":"b"}"#),
+            text(Some("b"), None, &[])
+        );
+    }
+
+    #[test]
+    fn openinference_values_and_documents() {
+        assert_eq!(
+            text_of(
+                r#"{"openinference.span.kind":"RETRIEVER","input.value":"refund policy?",
+                "retrieval.documents.1.document.content":"second",
+                "retrieval.documents.1.document.id":"d2",
+                "retrieval.documents.0.document.content":"first",
+                "retrieval.documents.10.document.content":"eleventh"}"#
+            ),
+            text(
+                Some("refund policy?"),
+                None,
+                &["first", "second", "eleventh"]
+            )
+        );
+        assert_eq!(
+            text_of(
+                r#"{"openinference.span.kind":"LLM","input.mime_type":"application/json",
+                "input.value":"{\"messages\":[{\"role\":\"user\",\"content\":\"q?\"}]}",
+                "output.value":"{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"a.\"}}]}"}"#
+            ),
+            text(Some("q?"), Some("a."), &[])
+        );
+        assert_eq!(
+            text_of(
+                r#"{"llm.input_messages.0.message.role":"system","llm.input_messages.0.message.content":"s",
+                "llm.input_messages.1.message.role":"user","llm.input_messages.1.message.content":"u",
+                "llm.output_messages.0.message.role":"assistant","llm.output_messages.0.message.content":"a"}"#
+            ),
+            text(Some("u"), Some("a"), &[])
+        );
+    }
+
+    #[test]
+    fn otlp_list_form() {
+        let attributes = r#"[
+            {"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},
+            {"key":"gen_ai.input.messages","value":{"stringValue":"[{\"role\":\"user\",\"content\":\"q\"}]"}},
+            {"key":"gen_ai.output.messages","value":{"arrayValue":{"values":[{"kvlistValue":{"values":[
+                {"key":"role","value":{"stringValue":"assistant"}},
+                {"key":"parts","value":{"arrayValue":{"values":[{"kvlistValue":{"values":[
+                    {"key":"type","value":{"stringValue":"text"}},
+                    {"key":"content","value":{"stringValue":"a"}}]}}]}}}]}}]}}},
+            {"key":"gen_ai.retrieval.documents","value":{"arrayValue":{"values":[
+                {"kvlistValue":{"values":[{"key":"id","value":{"stringValue":"d1"}},
+                    {"key":"content","value":{"stringValue":"c1"}}]}}]}}},
+            {"key":"retrieval.documents.0.document.content","value":{"stringValue":"ignored"}},
+            {"key":"gen_ai.prompt.0.content","value":{"stringValue":"loses"}}
+        ]"#;
+        let span = decoder(1 << 20)
+            .decode(record(attributes).as_bytes(), NOW)
+            .unwrap();
+        assert_eq!(span.kind, SpanKind::Llm);
+        assert_eq!(span.text.map(|t| *t), text(Some("q"), Some("a"), &["c1"]));
+        // The same values in the object form decode alike.
+        assert_eq!(
+            text_of(
+                r#"{"gen_ai.input.messages":"[{\"role\":\"user\",\"content\":\"q\"}]",
+                "gen_ai.output.messages":[{"role":"assistant","parts":[{"type":"text","content":"a"}]}],
+                "gen_ai.retrieval.documents":[{"id":"d1","content":"c1"}]}"#
+            ),
+            text(Some("q"), Some("a"), &["c1"])
+        );
+    }
+
+    #[test]
+    fn unexpected_shapes_are_not_text_and_not_errors() {
+        for attributes in [
+            r#"{"gen_ai.input.messages":42,"gen_ai.output.messages":{"x":1}}"#,
+            r#"{"gen_ai.retrieval.documents":[1,2,{"id":"d"}],"gen_ai.retrieval.query.text":""}"#,
+            r#"{"gen_ai.input.messages":"[not json","gen_ai.output.messages":"[]"}"#,
+            r#"{"gen_ai.input.messages":[{"role":"system","content":"only system"}]}"#,
+            r#"{"gen_ai.prompt.0.content":7,"input.value":null,"output.value":["x"]}"#,
+        ] {
+            assert_eq!(text_of(attributes), None, "{attributes}");
+        }
+        // A content value too deeply nested to parse is not text; the record is still a span.
+        let deep = format!(
+            r#"{{"gen_ai.input.messages":{}1{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert_eq!(text_of(&deep), None);
+    }
+
+    #[test]
+    fn strings_are_cut_to_the_limit() {
+        let span = decoder(5)
+            .decode(
+                record(
+                    r#"{"gen_ai.retrieval.query.text":"ééé","output.value":"short",
+                    "gen_ai.retrieval.documents":["a","b","c","d"]}"#,
+                )
+                .as_bytes(),
+                NOW,
+            )
+            .unwrap();
+        let text = span.text.as_deref().unwrap();
+        assert_eq!(text.query.as_deref(), Some("éé"));
+        assert_eq!(text.answer.as_deref(), Some("short"));
+        assert_eq!(text.chunks.len(), 3);
+        assert!(text.truncated);
+        // Debug of the span never shows the text.
+        let shown = format!("{span:?}");
+        assert!(!shown.contains("short"), "{shown}");
+    }
+
+    #[test]
+    fn feedback_records() {
+        let span = decoder(64)
+            .decode(
+                record(
+                    r#"{"feedback.score":0.2,"feedback.label":"thumbs_down","tenant.id":"acme"}"#,
+                )
+                .as_bytes(),
+                NOW,
+            )
+            .unwrap();
+        assert_eq!(span.kind, SpanKind::Feedback);
+        assert_eq!(span.feedback_score, Some(0.2));
+        assert_eq!(span.feedback_label.as_deref(), Some("thumbs_down"));
+        assert_eq!(span.dimension("tenant"), Some("acme"));
+        assert_eq!(span.text, None);
     }
 }

@@ -7,7 +7,8 @@
 //! The decoder accepts the attribute names of the OTel GenAI semantic conventions (current and
 //! older), OpenInference and OpenLLMetry ([`ATTRIBUTE_ALIASES`]), and both the plain-object and
 //! the OTLP JSON list form of `attributes`. Prompt and answer text is never copied
-//! ([`CONTENT_ATTRIBUTE_PREFIXES`]). The full contract — every field, unit, alias and
+//! ([`CONTENT_ATTRIBUTE_PREFIXES`]) unless the decoder is built to keep it
+//! ([`JsonDecoder::with_text`], [`TextOptions`], [`TEXT_SOURCES`]). The full contract — every field, unit, alias and
 //! dead-letter reason — is in the crate's `README.md`; `span.schema.json` is its JSON Schema.
 //!
 //! ```
@@ -34,8 +35,10 @@ mod conventions;
 mod error;
 mod json;
 mod span;
+mod text;
 
 pub use conventions::{ATTRIBUTE_ALIASES, CONTENT_ATTRIBUTE_PREFIXES, is_content_attribute};
 pub use error::{DecodeError, Horizon};
 pub use json::{DecodeLimits, JsonDecoder, MAX_EXTRA_VALUE_LEN};
 pub use span::{Span, SpanKind, StatusCode, TokenUsage};
+pub use text::{SpanText, TEXT_SOURCES, TextOptions};

@@ -1,12 +1,14 @@
 //! The span model: one operation of an LLM application, reduced to typed facts.
 //!
-//! A [`Span`] holds no prompt or answer text. Everything the metrics need is a typed field;
-//! other scalar attributes are kept in [`Span::extra`] so that a deployment can add its own
-//! series dimensions.
+//! A [`Span`] holds no prompt or answer text unless its decoder was asked to keep it
+//! ([`Span::text`]). Everything the metrics need is a typed field; other scalar attributes are
+//! kept in [`Span::extra`] so that a deployment can add its own series dimensions.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::text::SpanText;
 
 /// What a span does. Serialised in lowercase (`"llm"`, `"retrieval"`, …).
 #[derive(
@@ -171,6 +173,10 @@ pub struct Span {
     /// keys ([`crate::CONTENT_ATTRIBUTE_PREFIXES`]) and strings longer than
     /// [`crate::MAX_EXTRA_VALUE_LEN`] bytes are left out.
     pub extra: Vec<(String, String)>,
+    /// Query, answer and retrieved chunks; `None` unless the decoder keeps text
+    /// ([`crate::TextOptions::keep_text`]) and the span carries some. Boxed so that a span
+    /// without text stays small. Its `Debug` shows sizes only.
+    pub text: Option<Box<SpanText>>,
 }
 
 impl Span {
