@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{Keyed, Sink};
+use super::{Keyed, Record, Sink};
 use crate::outbox::{Outbox, Tag};
 
-/// Writes window records to a Kafka topic through the worker's [`Outbox`].
-pub struct KafkaSink {
+/// Writes records (window records by default) to a Kafka topic through an [`Outbox`] of its
+/// own: the outbox's ticket acknowledgements are this sink's alone.
+pub struct KafkaSink<T: Record = Keyed> {
     outbox: Rc<RefCell<Outbox>>,
     topic: Arc<str>,
     /// sink ticket → records not yet acknowledged
@@ -18,9 +19,10 @@ pub struct KafkaSink {
     records: HashMap<u64, u64>,
     next: u64,
     backlog: usize,
+    _records: std::marker::PhantomData<fn(T)>,
 }
 
-impl KafkaSink {
+impl<T: Record> KafkaSink<T> {
     /// A sink writing to `topic`.
     pub fn new(outbox: Rc<RefCell<Outbox>>, topic: &str) -> Self {
         Self {
@@ -30,25 +32,26 @@ impl KafkaSink {
             records: HashMap::new(),
             next: 0,
             backlog: 0,
+            _records: std::marker::PhantomData,
         }
     }
 }
 
-impl Sink for KafkaSink {
+impl<T: Record> Sink<T> for KafkaSink<T> {
     fn name(&self) -> &'static str {
         "kafka"
     }
 
-    fn submit(&mut self, ticket: u64, records: &[Arc<Keyed>]) {
+    fn submit(&mut self, ticket: u64, records: &[Arc<T>]) {
         let mut outbox = self.outbox.borrow_mut();
         for r in records {
-            let payload = serde_json::to_vec(&r.record).expect("metrics records serialize");
+            let payload = r.to_json();
             let id = self.next;
             self.next += 1;
             self.records.insert(id, ticket);
             outbox.send(
                 &self.topic,
-                r.key.clone().into_bytes(),
+                r.key().as_bytes().to_vec(),
                 payload,
                 Vec::new(),
                 Tag::Ticket(id),

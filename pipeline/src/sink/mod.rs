@@ -43,12 +43,32 @@ pub struct Keyed {
     pub record: MetricsRecord,
 }
 
-/// A destination for window records. Implementations batch, retry and acknowledge.
-pub trait Sink {
+/// What sinks carry: window records ([`Keyed`]) or alert events. Each has a Kafka key and a
+/// JSON form (what a dead letter or a Kafka record holds).
+pub trait Record: Send + Sync + std::fmt::Debug + 'static {
+    /// The Kafka key.
+    fn key(&self) -> &str;
+    /// The JSON payload.
+    fn to_json(&self) -> Vec<u8>;
+}
+
+impl Record for Keyed {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.record).expect("metrics records serialize")
+    }
+}
+
+/// A destination for records (window records by default). Implementations batch, retry and
+/// acknowledge.
+pub trait Sink<T: Record = Keyed> {
     /// The sink's name in logs and counters.
     fn name(&self) -> &'static str;
     /// Takes `records`; once every one of them is durable, `ticket` is reported by [`Sink::poll`].
-    fn submit(&mut self, ticket: u64, records: &[Arc<Keyed>]);
+    fn submit(&mut self, ticket: u64, records: &[Arc<T>]);
     /// Appends tickets whose records are all durable since the last call.
     fn poll(&mut self, acked: &mut Vec<u64>);
     /// Records taken but not yet durable.

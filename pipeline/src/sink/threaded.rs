@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
-use super::{Keyed, Sink};
+use super::{Keyed, Record, Sink};
 
 /// Why a write failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,11 +43,12 @@ impl WriteError {
     }
 }
 
-/// Writes batches of window records to one server. Runs on the sink's own thread.
-pub trait Writer: Send + 'static {
+/// Writes batches of records (window records by default) to one server. Runs on the sink's
+/// own thread.
+pub trait Writer<T: Record = Keyed>: Send + 'static {
     /// Writes `batch`; `Ok` only once the server has durably accepted all of it. Writing the
     /// same batch again must be harmless (replays rewrite the same keys/points).
-    fn write(&mut self, batch: &[Arc<Keyed>]) -> Result<(), WriteError>;
+    fn write(&mut self, batch: &[Arc<T>]) -> Result<(), WriteError>;
 
     /// Called about once a second while no batch is waiting, for housekeeping that must not
     /// wait for the next record (the Redis spend ledger re-prices and relays budget events).
@@ -81,40 +82,40 @@ impl Default for BatchSettings {
 
 /// What the writer thread reports back.
 #[derive(Debug)]
-pub enum Report {
+pub enum Report<T = Keyed> {
     /// These tickets are durable.
     Acked(Vec<u64>),
     /// These records were refused for good: dead-letter them. Their tickets are reported
     /// separately, as acknowledged.
-    Rejected(Vec<Arc<Keyed>>, String),
+    Rejected(Vec<Arc<T>>, String),
     /// A write failed and will be retried (for the counters and logs).
     Retrying(String),
 }
 
 /// Dead-letters records a sink refused for good: (sink name, records, the server's message).
-pub type OnReject = Box<dyn FnMut(&'static str, Vec<Arc<Keyed>>, String)>;
+pub type OnReject<T = Keyed> = Box<dyn FnMut(&'static str, Vec<Arc<T>>, String)>;
 /// Counts a retried write of a sink.
 pub type OnRetry = Box<dyn FnMut(&'static str)>;
 
 /// The worker-side half: submits batches, collects reports.
-pub struct ThreadedSink {
+pub struct ThreadedSink<T: Record = Keyed> {
     name: &'static str,
-    to_thread: Option<Sender<(u64, Vec<Arc<Keyed>>)>>,
-    reports: Receiver<Report>,
+    to_thread: Option<Sender<(u64, Vec<Arc<T>>)>>,
+    reports: Receiver<Report<T>>,
     backlog: usize,
     outstanding: std::collections::HashMap<u64, usize>,
-    on_reject: OnReject,
+    on_reject: OnReject<T>,
     on_retry: OnRetry,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl ThreadedSink {
+impl<T: Record> ThreadedSink<T> {
     /// Starts the writer thread. `on_reject` dead-letters refused records; `on_retry` counts.
     pub fn new(
         name: &'static str,
-        writer: impl Writer,
+        writer: impl Writer<T>,
         settings: BatchSettings,
-        on_reject: OnReject,
+        on_reject: OnReject<T>,
         on_retry: OnRetry,
     ) -> Self {
         let (to_thread, from_worker) = channel();
@@ -136,7 +137,7 @@ impl ThreadedSink {
     }
 }
 
-impl Drop for ThreadedSink {
+impl<T: Record> Drop for ThreadedSink<T> {
     fn drop(&mut self) {
         self.to_thread.take();
         if let Some(t) = self.thread.take() {
@@ -149,12 +150,12 @@ impl Drop for ThreadedSink {
     }
 }
 
-impl Sink for ThreadedSink {
+impl<T: Record> Sink<T> for ThreadedSink<T> {
     fn name(&self) -> &'static str {
         self.name
     }
 
-    fn submit(&mut self, ticket: u64, records: &[Arc<Keyed>]) {
+    fn submit(&mut self, ticket: u64, records: &[Arc<T>]) {
         self.backlog += records.len();
         self.outstanding.insert(ticket, records.len());
         if let Some(tx) = &self.to_thread {
@@ -194,14 +195,14 @@ fn jitter(d: Duration, seed: &mut u64) -> Duration {
     d.mul_f64(factor)
 }
 
-fn write_loop(
+fn write_loop<T: Record>(
     name: &'static str,
-    mut writer: impl Writer,
+    mut writer: impl Writer<T>,
     settings: BatchSettings,
-    from_worker: Receiver<(u64, Vec<Arc<Keyed>>)>,
-    to_worker: Sender<Report>,
+    from_worker: Receiver<(u64, Vec<Arc<T>>)>,
+    to_worker: Sender<Report<T>>,
 ) {
-    let mut queue: VecDeque<(u64, Vec<Arc<Keyed>>)> = VecDeque::new();
+    let mut queue: VecDeque<(u64, Vec<Arc<T>>)> = VecDeque::new();
     let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ std::process::id() as u64;
     let mut closed = false;
     loop {
@@ -230,7 +231,7 @@ fn write_loop(
         }
         // Take whole tickets up to max_records (a single larger ticket goes alone).
         let mut tickets = Vec::new();
-        let mut batch: Vec<Arc<Keyed>> = Vec::new();
+        let mut batch: Vec<Arc<T>> = Vec::new();
         while let Some((_, records)) = queue.front() {
             if !batch.is_empty() && batch.len() + records.len() > settings.max_records {
                 break;
