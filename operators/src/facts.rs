@@ -129,6 +129,9 @@ pub struct SpanFacts {
     pub error: Option<String>,
     /// `finish_reasons` contains `length`: the answer was cut off.
     pub truncated: bool,
+    /// The span's trace id, carried only so that alerts can point at example traces
+    /// ([`crate::panes::Exemplar`]); `None` when the source has none.
+    pub trace_id: Option<Arc<str>>,
 }
 
 impl SpanFacts {
@@ -164,6 +167,7 @@ impl SpanFacts {
             reasoning_tokens: span.usage.reasoning.unwrap_or(0),
             error: span.error_kind().map(str::to_owned),
             truncated: span.is_truncated(),
+            trace_id: (!span.trace_id.is_empty()).then(|| span.trace_id.as_str().into()),
         })
     }
 }

@@ -45,6 +45,7 @@ impl WindowMetrics {
                 Part::Sum(field) => m.totals.add_field(usize::from(*field), n),
                 Part::Error(class) => m.errors_by_type.push((class.to_string(), n)),
                 Part::Bucket(metric, b) => buckets[*metric as usize].push((*b, n)),
+                Part::Exemplar(_) => {}
             }
         }
         m.errors_by_type.retain(|(_, n)| *n != 0);
@@ -105,7 +106,16 @@ pub fn window_metrics<'scope>(
     facts: StreamVec<'scope, u64, SpanFacts>,
     views: &Views,
 ) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
-    windows(facts, views).reduce_named("WindowMetrics", |_key, input, output| {
+    metrics_of_windows(windows(facts, views))
+}
+
+/// The metrics `reduce` alone, over the output of [`crate::windows::windows`]: for a pipeline
+/// that also feeds the windows to another consumer (e.g. [`crate::alerts::alerts`]) and so
+/// builds them once.
+pub fn metrics_of_windows<'scope>(
+    windows: VecCollection<'scope, u64, (WindowKey, Part), i64>,
+) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
+    windows.reduce_named("WindowMetrics", |_key, input, output| {
         let m = WindowMetrics::from_parts(input.iter().map(|(part, n)| (*part, *n)));
         if m.totals.requests > 0 {
             output.push((m, 1));

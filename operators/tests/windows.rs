@@ -59,6 +59,7 @@ fn fact(s: &str, start_ms: u64, latency_us: u64) -> SpanFacts {
         reasoning_tokens: 0,
         error: None,
         truncated: false,
+        trace_id: None,
     }
 }
 
