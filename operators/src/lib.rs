@@ -12,19 +12,28 @@
 //! - [`figures`] and [`sketch`]: the additive difference type and the quantile sketch that
 //!   the operators above carry.
 //!
+//!
+//! The alerting path, on top of the windows:
+//!
+//! - [`rules`]: the rules file, the `when` expression language and its figure registry.
+//! - [`alerts`]: rules evaluated at every pane end, one lifecycle per (rule, group), one
+//!   [`alerts::AlertEvent`] per transition.
+//!
 //! Every timestamp in these operators is event time in milliseconds since the Unix epoch.
 
+pub mod alerts;
 pub mod cost;
 pub mod facts;
 pub mod figures;
 pub mod metrics;
 pub mod panes;
+pub mod rules;
 pub mod sketch;
 pub mod views;
 pub mod windows;
 
 pub use facts::{Dimensions, Series, SpanFacts};
 pub use figures::Figures;
-pub use metrics::{WindowMetrics, window_metrics};
+pub use metrics::{WindowMetrics, metrics_of_windows, window_metrics};
 pub use sketch::{Metric, Summary};
 pub use views::{View, Views};
