@@ -381,8 +381,8 @@ fn evaluate(rule: &Rule, group: &Series, state: &mut GroupState, at_ms: u64) -> 
     let empty = WindowMetrics::default();
     let windows: HashMap<Frame, WindowMetrics> = rule
         .frames()
-        .into_iter()
-        .filter_map(|f| f.at(at_ms).map(|(s, e)| (f, state.window(s, e))))
+        .iter()
+        .filter_map(|f| f.at(at_ms).map(|(s, e)| (*f, state.window(s, e))))
         .collect();
     let evaluation = rule.evaluate(|f| windows.get(&f).unwrap_or(&empty));
     let transition = state.phase.step(

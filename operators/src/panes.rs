@@ -100,8 +100,9 @@ pub struct PaneAcc {
 }
 
 impl PaneAcc {
-    /// Adds this pane's contributions into `window`, part by part.
-    pub fn merge_into(&self, window: &mut HashMap<Part, i64>) {
+    /// Adds this pane's contributions into `window`, part by part; the exemplars only when
+    /// `exemplars` is set.
+    pub fn merge_into(&self, window: &mut HashMap<Part, i64>, exemplars: bool) {
         for (i, value) in self.totals.fields().into_iter().enumerate() {
             if value != 0 {
                 *window.entry(Part::Sum(i as u8)).or_default() += value;
@@ -113,7 +114,7 @@ impl PaneAcc {
         for ((metric, b), n) in &self.buckets {
             *window.entry(Part::Bucket(*metric, *b)).or_default() += n;
         }
-        for e in &self.exemplars {
+        for e in self.exemplars.iter().filter(|_| exemplars) {
             *window.entry(Part::Exemplar(e.clone())).or_default() += 1;
         }
     }

@@ -1156,6 +1156,10 @@ pub struct Rule {
     /// At least 1.
     pub min_requests: i64,
     annotations: Vec<(String, Vec<Piece>)>,
+    /// Every frame read, the main frame first.
+    frames: Vec<Frame>,
+    /// The longest `length + offset` of the frames.
+    history_ms: u64,
 }
 
 impl Rule {
@@ -1180,25 +1184,14 @@ impl Rule {
     }
 
     /// Every window the rule reads (the main frame first), without duplicates.
-    pub fn frames(&self) -> Vec<Frame> {
-        let mut frames = vec![self.main_frame()];
-        for t in &self.terms {
-            let f = t.frame(self.view_ms);
-            if !frames.contains(&f) {
-                frames.push(f);
-            }
-        }
-        frames
+    pub fn frames(&self) -> &[Frame] {
+        &self.frames
     }
 
     /// How much history before the evaluation time the rule reads, ms: panes ending at or
     /// before `E − history_ms()` are never needed again at `E` or later.
     pub fn history_ms(&self) -> u64 {
-        self.frames()
-            .iter()
-            .map(|f| f.length_ms + f.offset_ms)
-            .max()
-            .expect("the main frame")
+        self.history_ms
     }
 
     /// The terms of `when`.
@@ -1368,11 +1361,28 @@ impl Rules {
             let mut annotations = Vec::new();
             for (key, template) in &spec.annotations {
                 let field = format!("annotations.{key}");
-                let pieces = parse_template(template, &spec.by, &mut terms, views.pane_ms)
+                let pieces = parse_template(template, &spec.by, dims, &mut terms, views.pane_ms)
                     .map_err(|e| expr_err(&field, e))?;
                 annotations.push((key.clone(), pieces));
             }
+            let mut frames = vec![Frame {
+                length_ms: view.length_ms,
+                offset_ms: 0,
+            }];
+            for t in &terms {
+                let f = t.frame(view.length_ms);
+                if !frames.contains(&f) {
+                    frames.push(f);
+                }
+            }
+            let history_ms = frames
+                .iter()
+                .map(|f| f.length_ms + f.offset_ms)
+                .max()
+                .expect("the main frame");
             rules.push(Rule {
+                frames,
+                history_ms,
                 name: spec.name,
                 severity: spec.severity,
                 by: spec.by,
@@ -1406,6 +1416,7 @@ impl Rules {
 fn parse_template(
     template: &str,
     by: &[String],
+    dims: &Dimensions,
     terms: &mut Vec<Term>,
     pane_ms: u64,
 ) -> Result<Vec<Piece>, ExprError> {
@@ -1434,6 +1445,15 @@ fn parse_template(
         let trimmed = inner.trim();
         if let Some(i) = by.iter().position(|b| b == trimmed) {
             pieces.push(Piece::Label(i));
+        } else if dims.names().iter().any(|d| d == trimmed) {
+            let (line, column) = position(inner_start + (inner.len() - inner.trim_start().len()));
+            return Err(ExprError {
+                line,
+                column,
+                message: format!(
+                    "`{trimmed}` is not a `by` label of this rule: a group has one value only for those"
+                ),
+            });
         } else {
             let expr = parse_expr(inner, Type::Num, terms, pane_ms).map_err(|e| {
                 // Re-base the position from the placeholder onto the template.

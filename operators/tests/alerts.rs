@@ -348,6 +348,13 @@ fn field_errors_name_the_rule_and_the_field() {
         regex.starts_with("rule #2 `bad`: filter.model: invalid regex `gpt-(`: regex parse error"),
         "{regex}"
     );
+    let label = second(
+        "view = \"tumbling_10s\"\nwhen = \"rpm > 1\"\nby = [\"model\"]\n[rule.annotations]\nsummary = \"{{model}} of {{ tenant}}\"",
+    );
+    assert_eq!(
+        label,
+        "rule #2 `bad`: annotations.summary: 1:17: `tenant` is not a `by` label of this rule: a group has one value only for those"
+    );
     let dup = parse_err(&format!("{ok}\n{}", ok));
     assert_eq!(dup, "rule #2 `ok`: name: duplicate of rule #1");
     // Unknown keys and missing fields are TOML errors with the file position.
@@ -867,8 +874,8 @@ fn batch_alerts(rules: &Rules, facts: &[SpanFacts], until_ms: u64) -> Vec<(u64, 
             for at in (PANE..=until_ms).step_by(PANE as usize) {
                 let windows: BTreeMap<_, _> = rule
                     .frames()
-                    .into_iter()
-                    .map(|f| {
+                    .iter()
+                    .map(|&f| {
                         let (start, end) = if at >= f.offset_ms {
                             (
                                 at.saturating_sub(f.offset_ms + f.length_ms),
