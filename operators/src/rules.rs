@@ -739,7 +739,7 @@ impl Parser<'_> {
             let (tok, _) = self.bump();
             let right = self.product()?;
             let pos = left.2;
-            let what = format!("`{}`", Self::describe(&tok).trim_matches('`'));
+            let what = Self::describe(&tok);
             let l = self.expect_type(left, Type::Num, &what)?;
             let r = self.expect_type(right, Type::Num, &what)?;
             left = (Expr::Arith(op, Box::new(l), Box::new(r)), Type::Num, pos);
@@ -757,7 +757,7 @@ impl Parser<'_> {
             let (tok, _) = self.bump();
             let right = self.unary()?;
             let pos = left.2;
-            let what = format!("`{}`", Self::describe(&tok).trim_matches('`'));
+            let what = Self::describe(&tok);
             let l = self.expect_type(left, Type::Num, &what)?;
             let r = self.expect_type(right, Type::Num, &what)?;
             left = (Expr::Arith(op, Box::new(l), Box::new(r)), Type::Num, pos);
@@ -840,8 +840,7 @@ impl Parser<'_> {
             );
         };
         let mut metric = None;
-        let (mut over_ms, mut offset_ms) = (None, 0);
-        let mut args = Vec::new();
+        let (mut over_ms, mut offset_ms): (Option<u64>, Option<u64>) = (None, None);
         if matches!(self.peek(), Tok::Op("(")) {
             let (_, open) = self.bump();
             let mut first = true;
@@ -894,27 +893,18 @@ impl Parser<'_> {
                             ),
                         );
                     };
-                    match key.as_str() {
-                        "over" if over_ms.is_none() => {
-                            over_ms = Some(self.duration_arg("over", &value, vp)?)
-                        }
-                        "offset" if offset_ms == 0 => {
-                            offset_ms = self.duration_arg("offset", &value, vp)?
-                        }
-                        "over" | "offset" => return self.err(p, format!("`{key}` given twice")),
+                    let slot = match key.as_str() {
+                        "over" => &mut over_ms,
+                        "offset" => &mut offset_ms,
                         _ => {
                             return self
                                 .err(p, format!("unknown argument `{key}` (known: over, offset)"));
                         }
+                    };
+                    if slot.is_some() {
+                        return self.err(p, format!("`{key}` given twice"));
                     }
-                    args.push(format!(
-                        "{key}=\"{}\"",
-                        format_duration(if key == "over" {
-                            over_ms.unwrap_or(0)
-                        } else {
-                            offset_ms
-                        })
-                    ));
+                    *slot = Some(self.duration_arg(&key, &value, vp)?);
                 } else if first && def.takes_metric {
                     match metric_named(&key) {
                         Some(m) => metric = Some(m),
@@ -955,12 +945,16 @@ impl Parser<'_> {
                 format!("`{name}` needs a metric, e.g. {name}(latency_ms)"),
             );
         }
-        let mut text = name.clone();
+        // The canonical text: metric, then over, then offset, whatever order they were written in.
         let mut inside: Vec<String> = metric.iter().map(|m| m.name().to_owned()).collect();
-        inside.extend(args);
-        if !inside.is_empty() {
-            text = format!("{name}({})", inside.join(", "));
-        }
+        inside.extend(over_ms.map(|ms| format!("over=\"{}\"", format_duration(ms))));
+        inside.extend(offset_ms.map(|ms| format!("offset=\"{}\"", format_duration(ms))));
+        let text = if inside.is_empty() {
+            name.clone()
+        } else {
+            format!("{name}({})", inside.join(", "))
+        };
+        let offset_ms = offset_ms.unwrap_or(0);
         let term = Term {
             text,
             figure: def,
@@ -1524,6 +1518,33 @@ mod tests {
         // A missing side makes the comparison false, and `not` of it true.
         assert!(c.holds(&[Some(8.0), None, None]));
         assert!(!c.holds(&[None, Some(0.1), None]));
+    }
+
+    #[test]
+    fn terms_are_canonical_and_shared() {
+        let c = Condition::parse(
+            "rpm(offset='1d', over='1h') > rpm(over=\"60m\", offset=\"24h\") or p95(ttft_ms) > 0",
+            60_000,
+        )
+        .unwrap();
+        let names: Vec<&str> = c.terms.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(names, ["rpm(over=\"1h\", offset=\"1d\")", "p95(ttft_ms)"]);
+        assert_eq!(
+            c.terms[0].frame(300_000),
+            Frame {
+                length_ms: 3_600_000,
+                offset_ms: 86_400_000
+            }
+        );
+        assert_eq!(
+            c.terms[1].frame(300_000),
+            Frame {
+                length_ms: 300_000,
+                offset_ms: 0
+            }
+        );
+        let twice = Condition::parse("rpm(offset='0s', offset='1d') > 1", 60_000).unwrap_err();
+        assert_eq!(twice.to_string(), "1:18: `offset` given twice");
     }
 
     #[test]
