@@ -22,6 +22,16 @@
 //!
 //! A group without data in a window evaluates false (fewer than `min_requests ≥ 1` requests).
 //!
+//! # Determinism and replay
+//! Evaluations happen at event time (pane ends), groups are evaluated in a fixed order, and
+//! every value is computed from exact integer parts, so the same spans give the same events
+//! with the same ids (`{key}@{active_at}/{kind}`) however they are batched or spread over
+//! workers. After a crash, a replay re-derives the same events for every episode whose
+//! `active_at` lies at least [`Rules::history_ms`] after the replay's first pane; an episode
+//! that was already pending or firing at the replay's start cannot be reconstructed from the
+//! replayed spans alone (the lifecycle state is not persisted here), so the pipeline must
+//! either replay from before it or restore that state.
+//!
 //! # Time contract
 //! - Input: the collection of [`crate::windows::windows`]. Only insertions of the pane-width
 //!   view are read (an update at time `E` of the window ending at `E`); retractions (at

@@ -1266,6 +1266,12 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// The longest history any rule reads, ms: a replay that must re-derive the same figures
+    /// at `E` needs the spans from `E − history_ms()` on (see [`crate::alerts`] on replay).
+    pub fn history_ms(&self) -> u64 {
+        self.rules.iter().map(Rule::history_ms).max().unwrap_or(0)
+    }
+
     /// Parses and checks a rules file. Fails on the first error, naming the rule (1-based
     /// index and name), the field, and for expressions the line and column inside it.
     pub fn parse(text: &str, dims: &Dimensions, views: &Views) -> Result<Self, RuleError> {

@@ -188,6 +188,7 @@ fn the_issue_example_parses() {
         ]
     );
     assert_eq!(b.history_ms(), 86_400_000 + 10_000);
+    assert_eq!(r.history_ms(), 86_400_000 + 10_000);
     // Grouping and filtering.
     let s = |t: &str| Series::new(vec!["openai".into(), "gpt-4o".into(), t.into()]);
     assert_eq!(
@@ -492,6 +493,15 @@ summary = "{{provider}} p95 {{p95(latency_ms)}} ms over {{requests}} requests"
             trace_id: "trace-21000-2000".into()
         }]
     );
+    // As the pipeline will write it.
+    let json = serde_json::to_value(firing).unwrap();
+    assert_eq!(json["kind"], "firing");
+    assert_eq!(json["starts_at_ms"], 30_000);
+    assert_eq!(json["ends_at_ms"], serde_json::Value::Null);
+    assert_eq!(json["labels"], serde_json::json!({"provider": "a"}));
+    assert_eq!(json["exemplars"][0]["kind"], "slowest");
+    assert_eq!(json["exemplars"][0]["trace_id"], "trace-21000-2000");
+    assert_eq!(json["terms"][0]["term"], "p95(latency_ms)");
     // The resolving evaluation saw no data: no requests, no value.
     let (_, resolved) = &out[2];
     assert_eq!((resolved.requests, resolved.terms[0].value), (0, None));
