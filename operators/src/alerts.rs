@@ -26,11 +26,14 @@
 //! Evaluations happen at event time (pane ends), groups are evaluated in a fixed order, and
 //! every value is computed from exact integer parts, so the same spans give the same events
 //! with the same ids (`{key}@{active_at}/{kind}`) however they are batched or spread over
-//! workers. After a crash, a replay re-derives the same events for every episode whose
-//! `active_at` lies at least [`Rules::history_ms`] after the replay's first pane; an episode
-//! that was already pending or firing at the replay's start cannot be reconstructed from the
-//! replayed spans alone (the lifecycle state is not persisted here), so the pipeline must
-//! either replay from before it or restore that state.
+//! workers. After a crash, a replay whose first pane ends at `P` computes the same
+//! evaluations as the original run at every `E ≥ P + history` ([`Rules::history_ms`]);
+//! before that its windows and baselines lack data. Its events are then the same as the
+//! original's from the first such `E` at which the group is inactive in both runs; an episode
+//! already pending or firing at that point cannot be reconstructed from the replayed spans
+//! alone, since the lifecycle state ([`Phase`]) is not persisted here. The pipeline must
+//! therefore replay from far enough back (or persist the phases); re-emitted events keep
+//! their ids, so a sink keyed by id absorbs the duplicates.
 //!
 //! # Time contract
 //! - Input: the collection of [`crate::windows::windows`]. Only insertions of the pane-width
