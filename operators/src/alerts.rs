@@ -424,6 +424,28 @@ fn group_hash(rule: u32, group: &Series) -> u64 {
 
 /// Runs `rules` over the windows (from [`crate::windows::windows`] with the views the rules
 /// were checked against); see the module's time contract.
+///
+/// # Examples
+/// ```
+/// use glassbox_operators::alerts::alerts;
+/// use glassbox_operators::rules::Rules;
+/// use glassbox_operators::windows::windows;
+/// use glassbox_operators::{Dimensions, SpanFacts, Views, metrics_of_windows};
+/// use timely::dataflow::operators::vec::Input;
+///
+/// let views = Views::standard(60_000, 300_000);
+/// let text = "[[rule]]\nname = \"slow\"\nview = \"sliding_5m\"\nwhen = \"p95(latency_ms) > 3000\"";
+/// let rules = Rules::parse(text, &Dimensions::default(), &views).expect("valid rules");
+/// timely::execute_directly(move |worker| {
+///     worker.dataflow::<u64, _, _>(|scope| {
+///         let (_input, facts) = scope.new_input::<SpanFacts>();
+///         // Build the windows once; the metrics and the alerts both read them.
+///         let windows = windows(facts, &views);
+///         let _metrics = metrics_of_windows(windows.clone());
+///         let _events = alerts(windows, &rules); // a stream of AlertEvent, at window ends
+///     });
+/// });
+/// ```
 pub fn alerts<'scope>(
     windows: VecCollection<'scope, u64, (WindowKey, Part), i64>,
     rules: &Rules,
