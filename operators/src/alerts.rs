@@ -38,7 +38,8 @@
 //! # Time contract
 //! - Input: the collection of [`crate::windows::windows`]. Only insertions of the pane-width
 //!   view are read (an update at time `E` of the window ending at `E`); retractions (at
-//!   `E + w`) and other views are dropped before the exchange.
+//!   `E + w`) and other views are dropped before the exchange, and each input batch is merged
+//!   per (rule, group, pane end, part) first (a stateless `AlertGroups` step at the same times).
 //! - Exchange: by (rule, group), so each lifecycle lives on one worker.
 //! - Capabilities: one at each pane end `E` for which panes were received, and while any group
 //!   has state, one at the next pane end to step through, so that a pending or firing group
@@ -55,10 +56,9 @@ use std::sync::Arc;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
 
 use crate::facts::Series;
 use crate::metrics::WindowMetrics;
@@ -458,29 +458,67 @@ pub fn alerts<'scope>(
     let mut routes: HashMap<Series, Vec<(u32, Series)>> = HashMap::new();
     windows
         .inner
-        .flat_map(move |((key, part), time, n)| {
-            let keep = key.view == pane_view && key.end_ms == time;
-            let targets = if keep {
-                if routes.len() > 100_000 {
-                    routes.clear();
-                }
-                routes
-                    .entry(key.series.clone())
-                    .or_insert_with(|| {
-                        routing
-                            .rules
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, r)| r.group_of(&key.series).map(|g| (i as u32, g)))
-                            .collect()
-                    })
-                    .clone()
-            } else {
-                Vec::new()
-            };
-            targets
-                .into_iter()
-                .map(move |(rule, group)| ((rule, group), key.end_ms, part.clone(), n))
+        .unary(Pipeline, "AlertGroups", move |_cap, _info| {
+            move |input, output| {
+                input.for_each_stamp(|cap, data| {
+                    // Merged per (rule, group, pane end, part) before the exchange: a group of
+                    // many series crosses it once per part, not once per series and part.
+                    // `slots` holds one map per (rule, group) of the batch; the windows emit a
+                    // series' parts together, so its slots are looked up once per run of parts.
+                    let mut slots: Vec<((u32, Series), HashMap<(u64, Part), i64>)> = Vec::new();
+                    let mut slot_of: HashMap<(u32, Series), usize> = HashMap::new();
+                    let mut current: Option<(Series, Vec<usize>)> = None;
+                    for batch in data {
+                        for ((key, part), time, n) in batch.drain(..) {
+                            if key.view != pane_view || key.end_ms != time {
+                                continue;
+                            }
+                            if current.as_ref().is_none_or(|(s, _)| *s != key.series) {
+                                if routes.len() > 100_000 {
+                                    routes.clear();
+                                }
+                                let targets =
+                                    routes.entry(key.series.clone()).or_insert_with(|| {
+                                        routing
+                                            .rules
+                                            .iter()
+                                            .enumerate()
+                                            .filter_map(|(i, r)| {
+                                                r.group_of(&key.series).map(|g| (i as u32, g))
+                                            })
+                                            .collect()
+                                    });
+                                let indices = targets
+                                    .iter()
+                                    .map(|target| {
+                                        *slot_of.entry(target.clone()).or_insert_with(|| {
+                                            slots.push((target.clone(), HashMap::new()));
+                                            slots.len() - 1
+                                        })
+                                    })
+                                    .collect();
+                                current = Some((key.series.clone(), indices));
+                            }
+                            let (_, indices) = current.as_ref().expect("set above");
+                            for &i in indices {
+                                *slots[i].1.entry((key.end_ms, part.clone())).or_default() += n;
+                            }
+                        }
+                    }
+                    let mut out: Vec<_> = slots
+                        .into_iter()
+                        .flat_map(|(group, parts)| {
+                            parts
+                                .into_iter()
+                                .filter(|(_, n)| *n != 0)
+                                .map(move |((end, part), n)| (group.clone(), end, part, n))
+                        })
+                        .collect();
+                    if !out.is_empty() {
+                        output.session(&cap).give_container(&mut out);
+                    }
+                });
+            }
         })
         .unary_frontier(
             Exchange::new(
