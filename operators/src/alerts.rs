@@ -338,6 +338,9 @@ pub fn pick_exemplars<'a>(candidates: impl IntoIterator<Item = &'a Exemplar>) ->
     out
 }
 
+/// A (rule index, group) pair: one lifecycle.
+type GroupKey = (u32, Series);
+
 /// The merged parts of one pane of one group.
 type PaneParts = BTreeMap<Part, i64>;
 
@@ -465,8 +468,8 @@ pub fn alerts<'scope>(
                     // many series crosses it once per part, not once per series and part.
                     // `slots` holds one map per (rule, group) of the batch; the windows emit a
                     // series' parts together, so its slots are looked up once per run of parts.
-                    let mut slots: Vec<((u32, Series), HashMap<(u64, Part), i64>)> = Vec::new();
-                    let mut slot_of: HashMap<(u32, Series), usize> = HashMap::new();
+                    let mut slots: Vec<(GroupKey, HashMap<(u64, Part), i64>)> = Vec::new();
+                    let mut slot_of: HashMap<GroupKey, usize> = HashMap::new();
                     let mut current: Option<(Series, Vec<usize>)> = None;
                     for batch in data {
                         for ((key, part), time, n) in batch.drain(..) {
