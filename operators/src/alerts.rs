@@ -341,6 +341,9 @@ pub fn pick_exemplars<'a>(candidates: impl IntoIterator<Item = &'a Exemplar>) ->
 /// A (rule index, group) pair: one lifecycle.
 type GroupKey = (u32, Series);
 
+/// One batch's parts of one group, by (pane end, part).
+type BatchParts = HashMap<(u64, Part), i64>;
+
 /// The merged parts of one pane of one group.
 type PaneParts = BTreeMap<Part, i64>;
 
@@ -458,7 +461,7 @@ pub fn alerts<'scope>(
     let pane_view = rules.pane_view;
     let routing = rules.clone();
     // Which (rule, group) each series feeds; a series is matched once, not once per part.
-    let mut routes: HashMap<Series, Vec<(u32, Series)>> = HashMap::new();
+    let mut routes: HashMap<Series, Vec<GroupKey>> = HashMap::new();
     windows
         .inner
         .unary(Pipeline, "AlertGroups", move |_cap, _info| {
@@ -468,7 +471,7 @@ pub fn alerts<'scope>(
                     // many series crosses it once per part, not once per series and part.
                     // `slots` holds one map per (rule, group) of the batch; the windows emit a
                     // series' parts together, so its slots are looked up once per run of parts.
-                    let mut slots: Vec<(GroupKey, HashMap<(u64, Part), i64>)> = Vec::new();
+                    let mut slots: Vec<(GroupKey, BatchParts)> = Vec::new();
                     let mut slot_of: HashMap<GroupKey, usize> = HashMap::new();
                     let mut current: Option<(Series, Vec<usize>)> = None;
                     for batch in data {
@@ -524,16 +527,14 @@ pub fn alerts<'scope>(
             }
         })
         .unary_frontier(
-            Exchange::new(
-                |((rule, group), _, _, _): &((u32, Series), u64, Part, i64)| {
-                    group_hash(*rule, group)
-                },
-            ),
+            Exchange::new(|((rule, group), _, _, _): &(GroupKey, u64, Part, i64)| {
+                group_hash(*rule, group)
+            }),
             "Alerts",
             move |_cap, _info| {
                 // Pane ends with received panes, each with its capability.
                 let mut open: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
-                let mut groups: HashMap<(u32, Series), GroupState> = HashMap::new();
+                let mut groups: HashMap<GroupKey, GroupState> = HashMap::new();
                 // The next pane end to step through while `groups` holds state.
                 let mut step: Option<Capability<u64>> = None;
                 move |(input, frontier), output| {
@@ -569,10 +570,10 @@ pub fn alerts<'scope>(
                                 .expect("a step capability when no pane is open at `next`"),
                         };
                         let mut events = Vec::new();
-                        let mut keys: Vec<&(u32, Series)> = groups.keys().collect();
+                        let mut keys: Vec<&GroupKey> = groups.keys().collect();
                         // A fixed order, so a worker's output is the same however input was batched.
                         keys.sort();
-                        let keys: Vec<(u32, Series)> = keys.into_iter().cloned().collect();
+                        let keys: Vec<GroupKey> = keys.into_iter().cloned().collect();
                         for key in keys {
                             let rule = &rules.rules[key.0 as usize];
                             let state = groups.get_mut(&key).expect("listed");
