@@ -50,7 +50,9 @@
 //! - State: per (rule, group) the merged pane parts of the last `history_ms` and the lifecycle
 //!   phase; released once the group is inactive and has no pane left in its history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use differential_dataflow::VecCollection;
@@ -461,7 +463,7 @@ pub fn alerts<'scope>(
     let pane_view = rules.pane_view;
     let routing = rules.clone();
     // Which (rule, group) each series feeds; a series is matched once, not once per part.
-    let mut routes: HashMap<Series, Vec<GroupKey>> = HashMap::new();
+    let mut routes: HashMap<Series, Vec<GroupKey>> = HashMap::default();
     windows
         .inner
         .unary(Pipeline, "AlertGroups", move |_cap, _info| {
@@ -472,7 +474,7 @@ pub fn alerts<'scope>(
                     // `slots` holds one map per (rule, group) of the batch; the windows emit a
                     // series' parts together, so its slots are looked up once per run of parts.
                     let mut slots: Vec<(GroupKey, BatchParts)> = Vec::new();
-                    let mut slot_of: HashMap<GroupKey, usize> = HashMap::new();
+                    let mut slot_of: HashMap<GroupKey, usize> = HashMap::default();
                     let mut current: Option<(Series, Vec<usize>)> = None;
                     for batch in data {
                         for ((key, part), time, n) in batch.drain(..) {
@@ -498,7 +500,7 @@ pub fn alerts<'scope>(
                                     .iter()
                                     .map(|target| {
                                         *slot_of.entry(target.clone()).or_insert_with(|| {
-                                            slots.push((target.clone(), HashMap::new()));
+                                            slots.push((target.clone(), HashMap::default()));
                                             slots.len() - 1
                                         })
                                     })
@@ -534,7 +536,7 @@ pub fn alerts<'scope>(
             move |_cap, _info| {
                 // Pane ends with received panes, each with its capability.
                 let mut open: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
-                let mut groups: HashMap<GroupKey, GroupState> = HashMap::new();
+                let mut groups: HashMap<GroupKey, GroupState> = HashMap::default();
                 // The next pane end to step through while `groups` holds state.
                 let mut step: Option<Capability<u64>> = None;
                 move |(input, frontier), output| {
