@@ -1164,3 +1164,53 @@ fn the_same_spans_batched_differently_yield_the_same_events() {
         at_once.iter().map(|(_, e)| e.id.as_str()).collect();
     assert_eq!(ids.len(), at_once.len(), "ids are unique");
 }
+
+#[test]
+fn a_replay_from_a_later_point_re_derives_the_same_events_once_warmed_up() {
+    let mut compared = 0;
+    for seed in 200..204u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let rules = rules(&random_rules(&mut rng));
+        let facts = random_spans(&mut rng, 1_500, 200_000);
+        let original = run(rules.clone(), vec![(0, facts.clone())]);
+        // A crash: the replay restarts from the pane starting at `p`, without any state.
+        let p = 60_000;
+        let replayed: Vec<SpanFacts> = facts.iter().filter(|f| f.start_ms >= p).cloned().collect();
+        let replay = run(rules.clone(), vec![(p, replayed)]);
+        let by_key = |out: &[(u64, AlertEvent)]| {
+            let mut m: BTreeMap<String, Vec<(u64, AlertEvent)>> = BTreeMap::new();
+            for (t, e) in out {
+                m.entry(e.key.clone()).or_default().push((*t, e.clone()));
+            }
+            m
+        };
+        let (a, b) = (by_key(&original), by_key(&replay));
+        let inactive_before = |events: &[(u64, AlertEvent)], at: u64| {
+            events
+                .iter()
+                .rfind(|(t, _)| *t < at)
+                .is_none_or(|(_, e)| matches!(e.kind, AlertKind::Cancelled | AlertKind::Resolved))
+        };
+        let none = Vec::new();
+        for key in a.keys().chain(b.keys()) {
+            let (ea, eb) = (a.get(key).unwrap_or(&none), b.get(key).unwrap_or(&none));
+            // The first pane end with complete windows at which both runs are inactive.
+            let warm = (p + rules.history_ms()).div_ceil(PANE) * PANE;
+            let Some(from) = (warm..400_000)
+                .step_by(PANE as usize)
+                .find(|at| inactive_before(ea, *at) && inactive_before(eb, *at))
+            else {
+                continue;
+            };
+            let after = |e: &[(u64, AlertEvent)]| {
+                e.iter()
+                    .filter(|(t, _)| *t >= from)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(after(ea), after(eb), "seed {seed} {key} from {from}");
+            compared += after(ea).len();
+        }
+    }
+    assert!(compared > 20, "only {compared} events compared");
+}
