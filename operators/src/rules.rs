@@ -57,7 +57,14 @@
 //!
 //! A figure may have no value: a percentile or mean without samples, a rate over zero
 //! requests, a division by zero. A missing value propagates through arithmetic, and a
-//! comparison with a missing side is false (`not` of it is then true).
+//! comparison with a missing side is false (`not` of it is then true). Counts (`requests`,
+//! `rpm`, `tpm`) of an empty window are 0, not missing: a baseline over a span before the
+//! group had data compares against 0, so guard a ratio rule with e.g.
+//! `rpm(offset="1d") > 0 and rpm > 2 * rpm(offset="1d")`.
+//!
+//! Rules are evaluated at every pane end (the slide of every view), so `for` and
+//! `keep_firing_for` are measured between pane ends: `for = "90s"` over one-minute panes fires
+//! on the third consecutive true evaluation, 2 minutes after the first.
 //!
 //! Errors carry the rule's 1-based index and name, and for the expression the 1-based line and
 //! column inside the `when` text ([`RuleError`]).
