@@ -134,6 +134,9 @@ pub struct SpanFacts {
     pub truncated: bool,
     /// What prices the call, and its tokens by price class; `None` when cost is off.
     pub usage: Option<SpanUsage>,
+    /// The span's trace id, carried only so that alerts can point at example traces
+    /// ([`crate::panes::Exemplar`]); `None` when the source has none.
+    pub trace_id: Option<Arc<str>>,
 }
 
 /// What prices a call: the provider and model as the span reported them (resolved against the
@@ -330,6 +333,7 @@ impl SpanFacts {
             error: span.error_kind().map(str::to_owned),
             truncated: span.is_truncated(),
             usage: keying.map(|k| k.usage(span)),
+            trace_id: (!span.trace_id.is_empty()).then(|| span.trace_id.as_str().into()),
         })
     }
 }

@@ -19,8 +19,15 @@
 //!   [`trace_join::RagItem`] carrying query, chunks and answer for the scorers.
 //! - [`feedback`]: user feedback counted under the series of the generation it rates.
 //!
+//! The alerting path, on top of the windows:
+//!
+//! - [`rules`]: the rules file, the `when` expression language and its figure registry.
+//! - [`alerts`]: rules evaluated at every pane end, one lifecycle per (rule, group), one
+//!   [`alerts::AlertEvent`] per transition.
+//!
 //! Every timestamp in these operators is event time in milliseconds since the Unix epoch.
 
+pub mod alerts;
 pub mod cost;
 pub mod facts;
 pub mod feedback;
@@ -28,6 +35,7 @@ pub mod figures;
 pub mod metrics;
 pub mod panes;
 pub mod pricing;
+pub mod rules;
 pub mod sketch;
 pub mod trace_join;
 pub mod views;
@@ -38,7 +46,7 @@ pub use feedback::{
     FeedbackConfig, FeedbackCounters, FeedbackFact, FeedbackFigures, FeedbackInput, feedback_join,
 };
 pub use figures::Figures;
-pub use metrics::{WindowMetrics, window_metrics};
+pub use metrics::{WindowMetrics, metrics_of_windows, window_metrics};
 pub use sketch::{Metric, Summary};
 pub use trace_join::{RagItem, TraceJoinConfig, TraceJoinCounters, TraceSpan, trace_join};
 pub use views::{View, Views};

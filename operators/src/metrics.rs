@@ -96,6 +96,7 @@ impl WindowMetrics {
                     .get_or_insert_default()
                     .unpriced
                     .push((model.to_string(), n)),
+                Part::Exemplar(_) => {}
             }
         }
         if let Some(c) = cost.as_mut() {
@@ -169,7 +170,7 @@ pub fn window_metrics<'scope>(
     facts: StreamVec<'scope, u64, SpanFacts>,
     views: &Views,
 ) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
-    reduce(windows(facts, views))
+    metrics_of_windows(windows(facts, views))
 }
 
 /// [`window_metrics`] with cost: the windows' token parts priced by the live table of `board`
@@ -180,13 +181,16 @@ pub fn window_metrics_priced<'scope>(
     views: &Views,
     board: Arc<PriceBoard>,
 ) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
-    reduce(priced(windows(facts, views), board))
+    metrics_of_windows(priced(windows(facts, views), board))
 }
 
-fn reduce<'scope>(
-    parts: VecCollection<'scope, u64, (WindowKey, Part), i64>,
+/// The metrics `reduce` alone, over the output of [`crate::windows::windows`]: for a pipeline
+/// that also feeds the windows to another consumer (e.g. [`crate::alerts::alerts`]) and so
+/// builds them once.
+pub fn metrics_of_windows<'scope>(
+    windows: VecCollection<'scope, u64, (WindowKey, Part), i64>,
 ) -> VecCollection<'scope, u64, (WindowKey, WindowMetrics), isize> {
-    parts.reduce_named("WindowMetrics", |_key, input, output| {
+    windows.reduce_named("WindowMetrics", |_key, input, output| {
         let m = WindowMetrics::from_parts(input.iter().map(|(part, n)| (*part, *n)));
         if m.totals.requests > 0 {
             output.push((m, 1));

@@ -4,8 +4,15 @@
 //! series' aggregate over one pane: exact [`Figures`], errors per class and DDSketch bucket
 //! counts, each of which becomes a [`Part`] of the differential collection the metrics
 //! `reduce` reads (see [`crate::windows`]).
+//!
+//! A pane also keeps a few [`Exemplar`]s, the trace ids of its slowest and of its slowest
+//! errored spans, at most [`EXEMPLARS_PER_PANE`] of each, so that an alert can point at
+//! example traces. The top `N` of a window (or of a group of series) is always among the
+//! union of its panes' top `N`, so bounding them per pane loses nothing.
 
 use rustc_hash::FxHashMap as HashMap;
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +41,54 @@ pub enum Part {
     Cost(TokenClass),
     /// Calls of a model that has no price (made by [`crate::pricing`]).
     Unpriced(Arc<str>),
+    /// An example span of the pane; the difference counts the series' panes that kept it.
+    /// The metrics ignore it.
+    Exemplar(Exemplar),
+}
+
+/// How many exemplars of each [`ExemplarKind`] a pane of one series keeps.
+pub const EXEMPLARS_PER_PANE: usize = 3;
+
+/// Why a span was kept as an example.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExemplarKind {
+    /// Among the slowest spans.
+    Slowest,
+    /// Among the slowest spans that ended in error.
+    Errored,
+}
+
+/// An example span: why it was kept, its latency and its trace id.
+///
+/// Ordered by kind, then slowest first, then by trace id: the first `N` of a kind are the
+/// examples to show.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Exemplar {
+    /// Why it was kept.
+    pub kind: ExemplarKind,
+    /// End-to-end latency, µs.
+    pub latency_us: u64,
+    /// The span's trace id.
+    pub trace_id: Arc<str>,
+}
+
+impl Exemplar {
+    fn order_key(&self) -> (ExemplarKind, Reverse<u64>, &str) {
+        (self.kind, Reverse(self.latency_us), &self.trace_id)
+    }
+}
+
+impl PartialOrd for Exemplar {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Exemplar {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order_key().cmp(&other.order_key())
+    }
 }
 
 /// The end (exclusive, ms) of the pane of width `width_ms` that holds `start_ms`.
@@ -48,11 +103,14 @@ pub struct PaneAcc {
     errors: HashMap<Arc<str>, i64>,
     buckets: HashMap<(Metric, i32), i64>,
     usage: HashMap<PriceKey, [i64; 6]>,
+    /// At most [`EXEMPLARS_PER_PANE`] of each kind, the best first.
+    exemplars: BTreeSet<Exemplar>,
 }
 
 impl PaneAcc {
-    /// Adds this pane's contributions into `window`, part by part.
-    pub fn merge_into(&self, window: &mut HashMap<Part, i64>) {
+    /// Adds this pane's contributions into `window`, part by part; the exemplars only when
+    /// `exemplars` is set.
+    pub fn merge_into(&self, window: &mut HashMap<Part, i64>, exemplars: bool) {
         for (i, value) in self.totals.fields().into_iter().enumerate() {
             if value != 0 {
                 *window.entry(Part::Sum(i as u8)).or_default() += value;
@@ -71,6 +129,23 @@ impl PaneAcc {
                 }
             }
         }
+        for e in self.exemplars.iter().filter(|_| exemplars) {
+            *window.entry(Part::Exemplar(e.clone())).or_default() += 1;
+        }
+    }
+
+    fn keep_exemplar(&mut self, exemplar: Exemplar) {
+        let kind = exemplar.kind;
+        self.exemplars.insert(exemplar);
+        if self.exemplars.iter().filter(|e| e.kind == kind).count() > EXEMPLARS_PER_PANE {
+            let worst = self
+                .exemplars
+                .iter()
+                .rfind(|e| e.kind == kind)
+                .cloned()
+                .expect("more than N of this kind");
+            self.exemplars.remove(&worst);
+        }
     }
 
     /// Adds one span.
@@ -80,6 +155,17 @@ impl PaneAcc {
             let counts = self.usage.entry(usage.key).or_default();
             for (sum, n) in counts.iter_mut().zip(usage.counts) {
                 *sum = sum.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+        if let Some(trace_id) = &f.trace_id {
+            let example = |kind| Exemplar {
+                kind,
+                latency_us: f.latency_us,
+                trace_id: trace_id.clone(),
+            };
+            self.keep_exemplar(example(ExemplarKind::Slowest));
+            if f.error.is_some() {
+                self.keep_exemplar(example(ExemplarKind::Errored));
             }
         }
         if let Some(class) = f.error {

@@ -14,7 +14,8 @@
 //!   `E − w` retracted. Each window is thus inserted when it closes and retracted one pane
 //!   later, so the downstream `reduce` compacts it away; every update is at the current pane
 //!   end (nothing is scheduled into the future), and the frontier downstream only moves at pane
-//!   ends. Pane ends without any open pane are still stepped through while a series has state,
+//!   ends. Only the pane-width view carries [`crate::panes::Exemplar`] parts (what the alerts
+//!   read); the longer views leave them out. Pane ends without any open pane are still stepped through while a series has state,
 //!   so sliding windows over a gap in the data are emitted too.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -117,7 +118,7 @@ pub fn windows<'scope>(
                             }
                             let mut parts = WindowParts::default();
                             for (_, pane) in state.panes.iter().filter(|(e, _)| *e + length > next) {
-                                pane.merge_into(&mut parts);
+                                pane.merge_into(&mut parts, length == w);
                             }
                             if !parts.is_empty() {
                                 let key = WindowKey { view, series: series.clone(), end_ms: next };

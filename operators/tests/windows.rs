@@ -60,6 +60,7 @@ fn fact(s: &str, start_ms: u64, latency_us: u64) -> SpanFacts {
         error: None,
         truncated: false,
         usage: None,
+        trace_id: None,
     }
 }
 
