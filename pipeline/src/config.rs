@@ -65,6 +65,8 @@ pub struct Config {
     pub redis: crate::sink::redis::RedisConfig,
     /// Pricing, live spend and budgets (see `pricing`).
     pub cost: crate::pricing::CostConfig,
+    /// Alert rules and where their events go (see `alerting`).
+    pub alerts: crate::alerting::AlertsConfig,
 }
 
 /// Kafka connection, topics and client properties.
@@ -409,7 +411,9 @@ impl Config {
                 );
             }
         }
-        self.cost.validate()
+        self.cost.validate()?;
+        self.alerts
+            .validate(&self.metrics.dimensions(), &self.metrics.views())
     }
 
     /// `kafka.properties` with `env:` and `file:` references resolved.

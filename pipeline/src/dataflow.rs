@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use glassbox_operators::metrics::window_metrics_priced;
-use glassbox_operators::pricing::PriceBoard;
-use glassbox_operators::window_metrics;
+use glassbox_operators::alerts::alerts;
+use glassbox_operators::metrics_of_windows;
+use glassbox_operators::pricing::{PriceBoard, priced};
+use glassbox_operators::rules::Rules;
+use glassbox_operators::windows::windows;
 use glassbox_schemas::JsonDecoder;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -25,7 +27,7 @@ use crate::sink::influx::InfluxWriter;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::redis::RedisWriter;
 use crate::sink::threaded::{BatchSettings, OnReject, OnRetry, ThreadedSink};
-use crate::sink::{Sink, durable_sinks};
+use crate::sink::{Sink, durable_events, durable_sinks};
 use crate::source::{KafkaSource, SourceSettings};
 use crate::telemetry::Counters;
 
@@ -319,6 +321,17 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
         _ => None,
     };
     let prices = prices.map(|(b, k)| (b, Arc::new(k)));
+    let rules = config
+        .alerts
+        .load_rules(&config.metrics.dimensions(), &config.metrics.views())?
+        .map(Arc::new);
+    if let Some(r) = &rules {
+        tracing::info!(
+            rules = r.rules.len(),
+            history_ms = r.history_ms(),
+            "alert rules loaded"
+        );
+    }
     let config = Arc::new(config.clone());
     let base = Arc::new(base);
     let offsets = Arc::new(offsets);
@@ -339,6 +352,7 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
                 Costing {
                     prices: prices.clone(),
                     ledger: ledger.clone(),
+                    rules: rules.clone(),
                 },
             )
         })
@@ -369,6 +383,92 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
 }
 
 /// The InfluxDB and Redis sinks the configuration enables, each on a writer thread of its own.
+/// Dead-letters the records a sink refused for good, with the sink and its message in headers.
+fn dead_letter_rejects<T: crate::sink::Record>(
+    config: &Config,
+    outbox: &Rc<RefCell<Outbox>>,
+    counters: &Arc<Counters>,
+) -> OnReject<T> {
+    let (outbox, counters) = (outbox.clone(), counters.clone());
+    let topic: Arc<str> = config.kafka.deadletter_topic.as_str().into();
+    Box::new(move |sink, records, message| {
+        counters
+            .sink_rejected
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        for r in records {
+            counters.dead_letter("sink_rejected");
+            let headers = vec![
+                ("glassbox.reason", b"sink_rejected".to_vec()),
+                ("glassbox.sink", sink.as_bytes().to_vec()),
+                ("glassbox.error", message.as_bytes().to_vec()),
+            ];
+            outbox.borrow_mut().send(
+                &topic,
+                r.key().as_bytes().to_vec(),
+                r.to_json(),
+                headers,
+                Tag::Untracked,
+            );
+        }
+    })
+}
+
+/// The alert sinks: the alerts topic (through an outbox of its own), and Redis, InfluxDB and
+/// Alertmanager when configured, each on a writer thread of its own.
+fn alert_sinks(
+    config: &Config,
+    base: &ClientConfig,
+    outbox: &Rc<RefCell<Outbox>>,
+    counters: &Arc<Counters>,
+) -> Result<(AlertSinks, Rc<RefCell<Outbox>>), String> {
+    type Event = glassbox_operators::alerts::AlertEvent;
+    let alerts_outbox = Rc::new(RefCell::new(
+        Outbox::new(base.clone(), counters.clone()).map_err(|e| format!("producer: {e}"))?,
+    ));
+    let mut sinks: Vec<Box<dyn Sink<Event>>> = vec![Box::new(KafkaSink::<Event>::new(
+        alerts_outbox.clone(),
+        &config.kafka.alerts_topic,
+    ))];
+    let on_retry = || -> OnRetry {
+        let counters = counters.clone();
+        Box::new(move |_| Counters::inc(&counters.sink_retries))
+    };
+    if config.influx.enabled {
+        sinks.push(Box::new(ThreadedSink::<Event>::new(
+            "influx-alerts",
+            InfluxWriter::new(&config.influx)?,
+            config.influx.batch_settings(),
+            dead_letter_rejects(config, outbox, counters),
+            on_retry(),
+        )));
+    }
+    if config.redis.enabled {
+        sinks.push(Box::new(ThreadedSink::<Event>::new(
+            "redis-alerts",
+            RedisWriter::new(&config.redis)?,
+            BatchSettings::default(),
+            dead_letter_rejects(config, outbox, counters),
+            on_retry(),
+        )));
+    }
+    if !config.alerts.alertmanager_url.is_empty() {
+        sinks.push(Box::new(ThreadedSink::<Event>::new(
+            "alertmanager",
+            crate::alerting::AlertmanagerWriter::new(
+                &config.alerts.alertmanager_url,
+                Duration::from_millis(config.alerts.alertmanager_resend_ms),
+            ),
+            BatchSettings::default(),
+            dead_letter_rejects(config, outbox, counters),
+            on_retry(),
+        )));
+    }
+    Ok((Rc::new(RefCell::new(sinks)), alerts_outbox))
+}
+
+/// A worker's alert sinks.
+type AlertSinks = Rc<RefCell<Vec<Box<dyn Sink<glassbox_operators::alerts::AlertEvent>>>>>;
+
 fn server_sinks(
     config: &Config,
     outbox: &Rc<RefCell<Outbox>>,
@@ -376,31 +476,7 @@ fn server_sinks(
     ledger: Option<crate::sink::spend::SharedLedger>,
 ) -> Result<Vec<Box<dyn Sink>>, String> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    let dead_letters: Arc<str> = config.kafka.deadletter_topic.as_str().into();
-    let on_reject = || -> OnReject {
-        let (outbox, counters, topic) = (outbox.clone(), counters.clone(), dead_letters.clone());
-        Box::new(move |sink, records, message| {
-            counters
-                .sink_rejected
-                .fetch_add(records.len() as u64, Ordering::Relaxed);
-            for r in records {
-                counters.dead_letter("sink_rejected");
-                let payload = serde_json::to_vec(&r.record).expect("metrics records serialize");
-                let headers = vec![
-                    ("glassbox.reason", b"sink_rejected".to_vec()),
-                    ("glassbox.sink", sink.as_bytes().to_vec()),
-                    ("glassbox.error", message.as_bytes().to_vec()),
-                ];
-                outbox.borrow_mut().send(
-                    &topic,
-                    r.key.clone().into_bytes(),
-                    payload,
-                    headers,
-                    Tag::Untracked,
-                );
-            }
-        })
-    };
+    let on_reject = || dead_letter_rejects(config, outbox, counters);
     let on_retry = || -> OnRetry {
         let counters = counters.clone();
         Box::new(move |_| Counters::inc(&counters.sink_retries))
@@ -436,6 +512,20 @@ fn server_sinks(
 struct Costing {
     prices: Option<(Arc<PriceBoard>, Arc<glassbox_operators::CostKeying>)>,
     ledger: Option<crate::sink::spend::SharedLedger>,
+    rules: Option<Arc<Rules>>,
+}
+
+/// How long after its last window a span is still needed by `rules`: their longest history,
+/// plus the longest `for` + `keep_firing_for`, so that a replay re-derives the lifecycle of an
+/// episode that was open at the crash (episodes longer than that restart as new ones).
+pub fn alert_retention_ms(rules: &Rules) -> u64 {
+    let lifecycle = rules
+        .rules
+        .iter()
+        .map(|r| r.for_ms + r.keep_firing_for_ms)
+        .max()
+        .unwrap_or(0);
+    rules.history_ms() + lifecycle
 }
 
 // Each argument is a distinct piece of the worker's environment; bundling them would only
@@ -451,7 +541,11 @@ fn run_worker(
     board: &std::sync::Mutex<CommitBoard>,
     costing: Costing,
 ) -> Result<(), String> {
-    let Costing { prices, ledger } = costing;
+    let Costing {
+        prices,
+        ledger,
+        rules,
+    } = costing;
     let (index, peers) = (worker.index(), worker.peers());
     let counters = handles.counters.clone();
     let outbox =
@@ -466,6 +560,10 @@ fn run_worker(
         sinks.push(extra(index));
     }
     let sinks = Rc::new(RefCell::new(sinks));
+    let alerting = match &rules {
+        Some(_) => Some(alert_sinks(config, base, &outbox, &counters)?),
+        None => None,
+    };
     let mine: Vec<(i32, Offset)> = offsets
         .iter()
         .filter(|(p, _)| (**p as usize) % peers == index)
@@ -496,6 +594,7 @@ fn run_worker(
         resume_ms,
         rewind: config.source.resume_rewind_records,
         keying: prices.as_ref().map(|(_, k)| k.as_ref().clone()),
+        retention_ms: rules.as_deref().map_or(0, alert_retention_ms),
     };
     let decoder = JsonDecoder::new(config.decode.limits());
     let src = KafkaSource::new(
@@ -540,19 +639,37 @@ fn run_worker(
                 }
             }
         });
-        let metrics = match &prices {
-            Some((board, _)) => window_metrics_priced(facts, &views, board.clone()),
-            None => window_metrics(facts, &views),
+        // The windows are built once; metrics and alerts both read them (priced when cost
+        // is on, so that rules can use `cost_usd`).
+        let parts = match &prices {
+            Some((board, _)) => priced(windows(facts, &views), board.clone()),
+            None => windows(facts, &views),
         };
-        durable_sinks(
+        let metrics = metrics_of_windows(parts.clone());
+        let metrics_probe = durable_sinks(
             metrics,
             sinks.clone(),
             views.clone(),
             dims.clone(),
             resume_ms,
             counters.clone(),
-        )
+        );
+        let alerts_probe = rules
+            .as_ref()
+            .zip(alerting.as_ref())
+            .map(|(rules, (sinks, _))| {
+                let delivery = config.alerts.clone();
+                durable_events(
+                    alerts(parts, rules),
+                    sinks.clone(),
+                    resume_ms,
+                    move |e| delivery.delivers(e.kind),
+                    counters.clone(),
+                )
+            });
+        (metrics_probe, alerts_probe)
     });
+    let (probe, alerts_probe) = probe;
 
     // Worker 0 commits for the whole process, so that offsets and frontier travel together.
     let committer: BaseConsumer = base
@@ -563,7 +680,17 @@ fn run_worker(
     let commit_every = Duration::from_millis(config.source.commit_interval_ms);
     let log_every = Duration::from_millis(config.telemetry.log_interval_ms);
     let (mut last_commit, mut last_log) = (Instant::now(), Instant::now());
-    let durable = || probe.with_frontier(|f| f.first().copied());
+    // The durable frontier: the least of the window records' and the alert events'.
+    let durable = || {
+        let m = probe.with_frontier(|f| f.first().copied());
+        match &alerts_probe {
+            Some(a) => match (m, a.with_frontier(|f| f.first().copied())) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            },
+            None => m,
+        }
+    };
     loop {
         worker.step_or_park(Some(Duration::from_millis(10)));
         if handles.shutdown.load(Ordering::Relaxed) {
@@ -577,7 +704,7 @@ fn run_worker(
             worker.drop_dataflow(dataflow_id);
             break;
         }
-        if probe.done() {
+        if probe.done() && alerts_probe.as_ref().is_none_or(|a| a.done()) {
             // Only reached once every worker's input is finished and every sink acknowledged.
             src.borrow_mut().deposit(None, board);
             tracing::info!(worker = index, "input finished, all windows durable");
@@ -596,5 +723,8 @@ fn run_worker(
         }
     }
     outbox.borrow().flush(Duration::from_secs(5));
+    if let Some((_, alerts_outbox)) = &alerting {
+        alerts_outbox.borrow().flush(Duration::from_secs(5));
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! watermarks and offset commits, [`sink`] the durable sinks, [`loadgen`] the synthetic span
 //! generator and [`demo`] the self-contained demo.
 
+pub mod alerting;
 pub mod cli;
 pub mod config;
 pub mod dataflow;

@@ -131,6 +131,10 @@ pub struct SourceSettings {
     pub rewind: i64,
     /// How calls are keyed for pricing; `None` when cost is off.
     pub keying: Option<glassbox_operators::CostKeying>,
+    /// How long after its last window a span is still needed (ms): the alert rules' history
+    /// and lifecycle (see `alerting`). A span's offset is committed, and a replayed span
+    /// skipped, only once this much event time has passed its last window too.
+    pub retention_ms: u64,
 }
 
 /// One worker's share of the input: its consumer, partitions, watermark and commits.
@@ -451,7 +455,8 @@ impl Inner {
             p.commits.consumed(offset, 0);
             return;
         };
-        let last_end = self.settings.views.last_window_end(facts.start_ms);
+        let last_end =
+            self.settings.views.last_window_end(facts.start_ms) + self.settings.retention_ms;
         if last_end < self.settings.resume_ms {
             // Every window of this span was durable before the restart.
             Counters::inc(&self.counters.skipped_replay);

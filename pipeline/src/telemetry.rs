@@ -35,6 +35,8 @@ pub struct Counters {
     pub price_reloads: AtomicU64,
     /// Price table reloads that failed (the previous table stayed).
     pub price_reload_errors: AtomicU64,
+    /// Alert events delivered to the alert sinks.
+    pub alert_events: AtomicU64,
     /// Budget events fired (each threshold once per period).
     pub budget_events: AtomicU64,
     /// Budget events relayed to the alerts topic.
@@ -85,6 +87,7 @@ impl Counters {
             ("backpressure_pauses", get(&self.backpressure_pauses)),
             ("price_reloads", get(&self.price_reloads)),
             ("price_reload_errors", get(&self.price_reload_errors)),
+            ("alert_events", get(&self.alert_events)),
             ("budget_events", get(&self.budget_events)),
             ("budget_events_relayed", get(&self.budget_events_relayed)),
         ])

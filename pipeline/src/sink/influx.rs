@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use super::Keyed;
 use super::threaded::{BatchSettings, WriteError, Writer};
 use crate::record::{Distribution, MetricsRecord};
+use glassbox_operators::alerts::AlertEvent;
 
 /// Tag keys that a series dimension may not use: glassbox's own (`view`, `error_type`) and
 /// those InfluxDB refuses (`time` in 1.x; `_measurement`, `_field` in 2.x).
@@ -604,10 +605,14 @@ impl InfluxWriter {
     }
 
     /// Renders and posts `batch`; on 413 splits it and writes the halves.
-    fn write_records(&mut self, batch: &[Arc<Keyed>]) -> Result<(), WriteError> {
+    fn write_records<T>(
+        &mut self,
+        batch: &[Arc<T>],
+        render: fn(&T, &str, &mut String),
+    ) -> Result<(), WriteError> {
         self.body.clear();
-        for keyed in batch {
-            lines(&keyed.record, &self.prefix, &mut self.body);
+        for item in batch {
+            render(item, &self.prefix, &mut self.body);
         }
         if self.body.is_empty() {
             return Ok(());
@@ -616,8 +621,8 @@ impl InfluxWriter {
             Outcome::Written => Ok(()),
             Outcome::TooLarge(_) if batch.len() > 1 => {
                 let (a, b) = batch.split_at(batch.len() / 2);
-                self.write_records(a)?;
-                self.write_records(b)
+                self.write_records(a, render)?;
+                self.write_records(b, render)
             }
             Outcome::TooLarge(e) | Outcome::Failed(e) => Err(e),
         }
@@ -666,8 +671,60 @@ impl InfluxWriter {
 
 impl Writer for InfluxWriter {
     fn write(&mut self, batch: &[Arc<Keyed>]) -> Result<(), WriteError> {
-        self.write_records(batch)
+        self.write_records(batch, |k, prefix, out| lines(&k.record, prefix, out))
     }
+}
+
+impl Writer<AlertEvent> for InfluxWriter {
+    fn write(&mut self, batch: &[Arc<AlertEvent>]) -> Result<(), WriteError> {
+        self.write_records(batch, alert_lines)
+    }
+}
+
+/// The line of one alert event: measurement `{prefix}_alert_events` at the evaluation time
+/// (the window end), tags `rule`, `severity`, `kind` and the group's labels (those named like a
+/// [`RESERVED_TAG_KEYS`] entry or like these tags are left out), fields `id`, `key`,
+/// `summary` (the `summary` annotation, or the key), `requests`i, `active_at_ms`i. For
+/// dashboard annotations: `SELECT summary FROM glassbox_alert_events WHERE kind = 'firing'`.
+pub fn alert_lines(e: &AlertEvent, prefix: &str, out: &mut String) {
+    let own = ["rule", "severity", "kind"];
+    let mut tags: Vec<(&str, &str)> = vec![
+        ("rule", e.rule.as_str()),
+        ("severity", e.severity.as_str()),
+        ("kind", e.kind.name()),
+    ];
+    tags.extend(
+        e.labels
+            .iter()
+            .filter(|(k, _)| !RESERVED_TAG_KEYS.contains(&k.as_str()) && !own.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    tags.sort_unstable();
+    let summary = e.annotations.get("summary").unwrap_or(&e.key);
+    push_escaped(out, &format!("{prefix}_alert_events"), MEASUREMENT_SPECIALS);
+    push_tags(out, &tags);
+    out.push(' ');
+    for (i, (name, text)) in [("id", &e.id), ("key", &e.key), ("summary", summary)]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        for c in text.chars() {
+            if matches!(c, '"' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push_str(&format!(
+        ",requests={}i,active_at_ms={}i {}\n",
+        e.requests, e.active_at_ms, e.window.end_ms
+    ));
 }
 
 #[cfg(test)]

@@ -92,12 +92,65 @@ pub fn durable_sinks<'scope>(
     resume_ms: u64,
     counters: Arc<Counters>,
 ) -> ProbeHandle<u64> {
-    let scope = metrics.inner.scope();
-    let (probe, _stream) = metrics
-        .inner
+    deliver(
+        metrics.inner,
+        "DurableSinks",
+        move |((key, m), time, diff), _| {
+            (diff > 0 && time >= resume_ms).then(|| {
+                Arc::new(Keyed {
+                    key: MetricsRecord::key(&key, &dims),
+                    record: MetricsRecord::new(&key, &m, &views, &dims),
+                })
+            })
+        },
+        sinks,
+        move |n| {
+            counters
+                .windows_emitted
+                .fetch_add(n as u64, Ordering::Relaxed);
+        },
+    )
+}
+
+/// Writes alert events (those `keep` accepts, at times `≥ resume_ms`) to every alert sink and
+/// returns a probe on their durable frontier. Same time contract as [`durable_sinks`].
+pub fn durable_events<'scope>(
+    events: timely::dataflow::StreamVec<'scope, u64, glassbox_operators::alerts::AlertEvent>,
+    sinks: Rc<RefCell<Vec<Box<dyn Sink<glassbox_operators::alerts::AlertEvent>>>>>,
+    resume_ms: u64,
+    keep: impl Fn(&glassbox_operators::alerts::AlertEvent) -> bool + 'static,
+    counters: Arc<Counters>,
+) -> ProbeHandle<u64> {
+    deliver(
+        events,
+        "DurableAlerts",
+        move |event, time| (time >= resume_ms && keep(&event)).then(|| Arc::new(event)),
+        sinks,
+        move |n| {
+            counters.alert_events.fetch_add(n as u64, Ordering::Relaxed);
+        },
+    )
+}
+
+/// The delivery operator: each input element `convert`ed to a record (or dropped), records
+/// of one time submitted to every sink as one ticket, the time's capability held until every
+/// sink acknowledged it.
+fn deliver<'scope, D, T>(
+    stream: timely::dataflow::StreamVec<'scope, u64, D>,
+    name: &'static str,
+    mut convert: impl FnMut(D, u64) -> Option<Arc<T>> + 'static,
+    sinks: Rc<RefCell<Vec<Box<dyn Sink<T>>>>>,
+    mut emitted: impl FnMut(usize) + 'static,
+) -> ProbeHandle<u64>
+where
+    D: Clone + 'static,
+    T: Record,
+{
+    let scope = stream.scope();
+    let (probe, _stream) = stream
         .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
             Pipeline,
-            "DurableSinks",
+            name,
             move |_cap, info| {
                 let activator = scope.activator_for(info.address);
                 let mut next_ticket = 0u64;
@@ -106,25 +159,16 @@ pub fn durable_sinks<'scope>(
                 let mut acked = Vec::new();
                 move |(input, _frontier), _output| {
                     input.for_each(|cap, data| {
-                        let records: Vec<Arc<Keyed>> = data
-                            .drain(..)
-                            .filter(|(_, time, diff)| *diff > 0 && *time >= resume_ms)
-                            .map(|((key, m), _, _)| {
-                                Arc::new(Keyed {
-                                    key: MetricsRecord::key(&key, &dims),
-                                    record: MetricsRecord::new(&key, &m, &views, &dims),
-                                })
-                            })
-                            .collect();
+                        let time = *cap.least().expect("vec containers carry a time");
+                        let records: Vec<Arc<T>> =
+                            data.drain(..).filter_map(|d| convert(d, time)).collect();
                         if records.is_empty() {
                             return;
                         }
                         let Some(held) = cap.retain_least(0) else {
                             return;
                         };
-                        counters
-                            .windows_emitted
-                            .fetch_add(records.len() as u64, Ordering::Relaxed);
+                        emitted(records.len());
                         let ticket = next_ticket;
                         next_ticket += 1;
                         let mut sinks = sinks.borrow_mut();

@@ -601,6 +601,58 @@ impl Writer for RedisWriter {
     }
 }
 
+/// Applies one alert event to the firing hash, unless a later event of the same alert was
+/// applied already (a replay), and publishes it.
+/// KEYS: firing hash, state hash. ARGV: alert key, event time, kind, event JSON, channel.
+const ALERT_SCRIPT: &str = r"
+local t = redis.call('HGET', KEYS[2], ARGV[1])
+if t and tonumber(t) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[3] == 'firing' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+elseif ARGV[3] == 'resolved' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[4]) end
+return 1
+";
+
+/// Alert events in Redis:
+///
+/// | key | type | content |
+/// |---|---|---|
+/// | `{prefix}:alerts:firing` | hash | alert key (`rule{label="v",…}`) → its firing event (JSON), while it fires |
+/// | `{prefix}:alerts:state` | hash | alert key → time of the last event applied (replays never go back) |
+/// | channel `{prefix}:alerts` | pub/sub | every transition written, as JSON (identity: its `id`) |
+impl Writer<glassbox_operators::alerts::AlertEvent> for RedisWriter {
+    fn write(
+        &mut self,
+        batch: &[Arc<glassbox_operators::alerts::AlertEvent>],
+    ) -> Result<(), WriteError> {
+        let firing = format!("{}:alerts:firing", self.prefix);
+        let state = format!("{}:alerts:state", self.prefix);
+        let channel = format!("{}:alerts", self.prefix);
+        let mut pipe = ::redis::pipe();
+        for e in batch {
+            let json = serde_json::to_string(e.as_ref()).expect("alert events serialize");
+            let mut cmd = ::redis::cmd("EVAL");
+            cmd.arg(ALERT_SCRIPT)
+                .arg(2)
+                .arg(&firing)
+                .arg(&state)
+                .arg(&e.key)
+                .arg(e.window.end_ms)
+                .arg(e.kind.name())
+                .arg(json)
+                .arg(&channel);
+            pipe.add_command(cmd);
+        }
+        pipe.ignore_errors();
+        let results = self.run(&pipe)?;
+        self.verdict(results.iter().filter_map(|r| r.as_ref().err()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,277 @@
+//! Alerting (`[alerts]`): the rules file, and where alert events go — the alerts topic, Redis,
+//! InfluxDB and, optionally, Prometheus Alertmanager.
+//!
+//! The rules are evaluated by [`glassbox_operators::alerts`] at every pane end, in event time;
+//! this module only configures them and delivers their events. Events are delivered like window
+//! records: offsets are committed only once every alert sink acknowledged the events derived
+//! from them, and a replay re-derives the same events with the same ids.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glassbox_operators::alerts::{AlertEvent, AlertKind};
+use glassbox_operators::rules::Rules;
+use glassbox_operators::{Dimensions, Views};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::sink::Record;
+use crate::sink::threaded::{WriteError, Writer};
+
+/// `[alerts]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// A rules file (TOML, `[[rule]]` tables; see the README's "Alerts"); `""`: no rules, no
+    /// alerting. Checked at start-up: an error names the rule and the position.
+    pub rules: String,
+    /// Also emit `pending` and `cancelled` transitions (by default only `firing` and
+    /// `resolved` reach the sinks).
+    pub pending_events: bool,
+    /// Prometheus Alertmanager base URL, e.g. `http://alertmanager:9093`; `""` disables.
+    pub alertmanager_url: String,
+    /// How often alerts still firing are sent to Alertmanager again (ms), so that it does not
+    /// resolve them by itself (`resolve_timeout`).
+    pub alertmanager_resend_ms: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            rules: String::new(),
+            pending_events: false,
+            alertmanager_url: String::new(),
+            alertmanager_resend_ms: 60_000,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// The rules, parsed against the configured dimensions and views; `None` without rules.
+    pub fn load_rules(
+        &self,
+        dims: &Dimensions,
+        views: &Views,
+    ) -> Result<Option<Rules>, ConfigError> {
+        if self.rules.is_empty() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&self.rules).map_err(|e| ConfigError::Invalid {
+            field: "alerts.rules",
+            message: format!("cannot read `{}`: {e}", self.rules),
+        })?;
+        Rules::parse(&text, dims, views)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                field: "alerts.rules",
+                message: format!("`{}`: {e}", self.rules),
+            })
+    }
+
+    /// Checks the section; the error names the field.
+    pub fn validate(&self, dims: &Dimensions, views: &Views) -> Result<(), ConfigError> {
+        if !self.alertmanager_url.is_empty()
+            && !(self.alertmanager_url.starts_with("http://")
+                || self.alertmanager_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                field: "alerts.alertmanager_url",
+                message: format!("must be an http(s) URL, got `{}`", self.alertmanager_url),
+            });
+        }
+        self.load_rules(dims, views).map(|_| ())
+    }
+
+    /// Whether an event of `kind` goes to the sinks.
+    pub fn delivers(&self, kind: AlertKind) -> bool {
+        self.pending_events || matches!(kind, AlertKind::Firing | AlertKind::Resolved)
+    }
+}
+
+impl Record for AlertEvent {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("alert events serialize")
+    }
+}
+
+/// `ms` since the epoch as RFC 3339 UTC, e.g. `2026-11-28T10:25:00.000Z`.
+pub fn rfc3339(ms: u64) -> String {
+    let (days, rem) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    let (y, m, d) = crate::pricing::civil_from_days(days);
+    let (h, min, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1_000 % 60,
+        rem % 1_000,
+    );
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
+}
+
+/// Posts firing and resolved alerts to Alertmanager's `POST /api/v2/alerts`: labels
+/// `alertname` (the rule), `severity` and the group's labels; annotations as rendered, plus
+/// `glassbox_id` and `exemplar_trace_ids`; `startsAt` = when it started firing, `endsAt` = when
+/// it resolved. Alertmanager identifies an alert by its labels, so a replayed post changes
+/// nothing. Alerts still firing are posted again every `alertmanager_resend_ms`.
+pub struct AlertmanagerWriter {
+    url: String,
+    agent: ureq::Agent,
+    firing: HashMap<String, serde_json::Value>,
+    resend: Duration,
+    last_sent: Instant,
+}
+
+impl AlertmanagerWriter {
+    /// A writer for `base` (e.g. `http://127.0.0.1:9093`).
+    pub fn new(base: &str, resend: Duration) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        Self {
+            url: format!("{}/api/v2/alerts", base.trim_end_matches('/')),
+            agent,
+            firing: HashMap::new(),
+            resend,
+            last_sent: Instant::now(),
+        }
+    }
+
+    fn alert(e: &AlertEvent) -> serde_json::Value {
+        let mut labels: BTreeMap<String, String> = e.labels.clone();
+        labels.insert("alertname".into(), e.rule.clone());
+        labels.insert("severity".into(), e.severity.clone());
+        let mut annotations = e.annotations.clone();
+        annotations.insert("glassbox_id".into(), e.id.clone());
+        let traces: Vec<&str> = e.exemplars.iter().map(|x| &*x.trace_id).collect();
+        if !traces.is_empty() {
+            annotations.insert("exemplar_trace_ids".into(), traces.join(","));
+        }
+        let mut alert = serde_json::json!({
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": rfc3339(e.starts_at_ms.unwrap_or(e.active_at_ms)),
+        });
+        if let Some(end) = e.ends_at_ms {
+            alert["endsAt"] = rfc3339(end).into();
+        }
+        alert
+    }
+
+    fn post(&mut self, alerts: &[serde_json::Value]) -> Result<(), WriteError> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(alerts).expect("alerts serialize");
+        let response = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .send(&body[..])
+            .map_err(|e| WriteError::retry(format!("alertmanager {}: {e}", self.url)))?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => Ok(()),
+            408 | 429 | 500..=599 => Err(WriteError::retry(format!(
+                "alertmanager {}: HTTP {status}",
+                self.url
+            ))),
+            _ => Err(WriteError::reject(format!(
+                "alertmanager {} refused the alerts: HTTP {status}",
+                self.url
+            ))),
+        }
+    }
+}
+
+impl Writer<AlertEvent> for AlertmanagerWriter {
+    fn write(&mut self, batch: &[Arc<AlertEvent>]) -> Result<(), WriteError> {
+        let mut alerts = Vec::new();
+        for e in batch {
+            match e.kind {
+                AlertKind::Firing => {
+                    let a = Self::alert(e);
+                    self.firing.insert(e.key.clone(), a.clone());
+                    alerts.push(a);
+                }
+                AlertKind::Resolved => {
+                    self.firing.remove(&e.key);
+                    alerts.push(Self::alert(e));
+                }
+                AlertKind::Pending | AlertKind::Cancelled => {}
+            }
+        }
+        self.post(&alerts)
+    }
+
+    fn idle(&mut self) {
+        if self.firing.is_empty() || self.last_sent.elapsed() < self.resend {
+            return;
+        }
+        self.last_sent = Instant::now();
+        let alerts: Vec<serde_json::Value> = self.firing.values().cloned().collect();
+        if let Err(e) = self.post(&alerts) {
+            tracing::warn!(sink = "alertmanager", error = %e.message, "re-sending firing alerts failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_as_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_908_600_123), "2026-11-28T23:30:00.123Z");
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let (dims, views) = (Dimensions::default(), Views::standard(60_000, 300_000));
+        let c = AlertsConfig {
+            alertmanager_url: "localhost:9093".into(),
+            ..AlertsConfig::default()
+        };
+        assert!(
+            c.validate(&dims, &views)
+                .unwrap_err()
+                .to_string()
+                .contains("alerts.alertmanager_url")
+        );
+        let dir = std::env::temp_dir().join(format!("glassbox-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rules.toml");
+        std::fs::write(
+            &path,
+            "[[rule]]\nname = \"r\"\nview = \"sliding_5m\"\nwhen = \"p95(latency_ms) >\"\n",
+        )
+        .unwrap();
+        let c = AlertsConfig {
+            rules: path.display().to_string(),
+            ..AlertsConfig::default()
+        };
+        let e = c.validate(&dims, &views).unwrap_err().to_string();
+        assert!(
+            e.contains("alerts.rules") && e.contains("rule #1 `r`") && e.contains("1:"),
+            "{e}"
+        );
+        let missing = AlertsConfig {
+            rules: "/nonexistent/rules.toml".into(),
+            ..AlertsConfig::default()
+        };
+        assert!(
+            missing
+                .validate(&dims, &views)
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent/rules.toml")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
