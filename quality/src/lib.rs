@@ -12,3 +12,5 @@
 pub mod embed;
 
 pub use embed::{Embedder, EmbedderConfig, EmbedError, Embedding, Pooling, cosine, models_dir};
+pub mod grounding;
+pub mod sentences;
