@@ -129,7 +129,8 @@ impl Evidence {
             }
             // Every plain number also counts as a bare value ("version 3" grounds "3").
             for m in re(&RE_PLAIN_NUMBER, r"\d+(?:\.\d+)?").find_iter(t) {
-                e.any_values.insert(fmt_value(m.as_str().parse().unwrap_or(0.0)));
+                e.any_values
+                    .insert(fmt_value(m.as_str().parse().unwrap_or(0.0)));
             }
         }
         e
@@ -142,7 +143,9 @@ impl Evidence {
             ItemKind::Name => {
                 let lower = item.text.to_lowercase();
                 self.text.contains(&lower)
-                    || lower.split_whitespace().all(|w| self.words.contains(w) || w.len() < 2)
+                    || lower
+                        .split_whitespace()
+                        .all(|w| self.words.contains(w) || w.len() < 2)
             }
             ItemKind::Number => {
                 let v = fmt_value(item.value.unwrap_or(0.0));
@@ -164,14 +167,21 @@ impl Evidence {
                     })
                 };
                 self.dates.iter().any(agree)
-                    || item.date.iter().flatten().all(|v| self.any_values.contains(&v.to_string()))
+                    || item
+                        .date
+                        .iter()
+                        .flatten()
+                        .all(|v| self.any_values.contains(&v.to_string()))
             }
         }
     }
 
     /// The items of `sentence` the evidence does not state.
     pub fn ungrounded(&self, sentence: &str) -> Vec<Item> {
-        extract(sentence).into_iter().filter(|i| !self.supports(i)).collect()
+        extract(sentence)
+            .into_iter()
+            .filter(|i| !self.supports(i))
+            .collect()
     }
 }
 
@@ -182,7 +192,11 @@ fn raw_value(item: &Item) -> String {
 
 fn fmt_value(v: f64) -> String {
     let r = (v * 1e6).round() / 1e6;
-    if r.fract() == 0.0 && r.abs() < 1e15 { format!("{}", r as i64) } else { format!("{r}") }
+    if r.fract() == 0.0 && r.abs() < 1e15 {
+        format!("{}", r as i64)
+    } else {
+        format!("{r}")
+    }
 }
 
 fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
@@ -202,11 +216,28 @@ static RE_WORD: OnceLock<Regex> = OnceLock::new();
 static RE_LATIN: OnceLock<Regex> = OnceLock::new();
 
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
-const WEEKDAYS: [&str; 7] =
-    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
 fn month_number(word: &str) -> Option<u32> {
     let w = word.to_lowercase();
@@ -214,20 +245,28 @@ fn month_number(word: &str) -> Option<u32> {
     if w.len() < 3 {
         return None;
     }
-    MONTHS.iter().position(|m| m.starts_with(w) && (w.len() == 3 || w == *m || w == "sept")).map(|i| i as u32 + 1)
+    MONTHS
+        .iter()
+        .position(|m| m.starts_with(w) && (w.len() == 3 || w == *m || w == "sept"))
+        .map(|i| i as u32 + 1)
 }
 
 fn words(text: &str) -> impl Iterator<Item = &str> {
-    re(&RE_WORD, r"[\p{L}\p{N}][\p{L}\p{N}_'\-\.]*[\p{L}\p{N}]|[\p{L}\p{N}]")
-        .find_iter(text)
-        .map(|m| m.as_str())
+    re(
+        &RE_WORD,
+        r"[\p{L}\p{N}][\p{L}\p{N}_'\-\.]*[\p{L}\p{N}]|[\p{L}\p{N}]",
+    )
+    .find_iter(text)
+    .map(|m| m.as_str())
 }
 
 /// Every checkable item of `text`, in order of appearance.
 pub fn extract(text: &str) -> Vec<Item> {
     let mut items: Vec<(usize, Item)> = Vec::new();
     let mut taken: Vec<(usize, usize)> = Vec::new();
-    let free = |taken: &Vec<(usize, usize)>, s: usize, e: usize| taken.iter().all(|&(a, b)| e <= a || s >= b);
+    let free = |taken: &Vec<(usize, usize)>, s: usize, e: usize| {
+        taken.iter().all(|&(a, b)| e <= a || s >= b)
+    };
 
     // Dates first: their numbers are not quantities.
     let zh_num = "[0-9零〇一二两三四五六七八九十]+";
@@ -237,7 +276,10 @@ pub fn extract(text: &str) -> Vec<Item> {
         let d = [c[1].parse().ok(), c[2].parse().ok(), c[3].parse().ok()];
         push_date(&mut items, &mut taken, m.start(), m.end(), m.as_str(), d);
     }
-    let zh = re(&RE_ZH_DATE, &format!(r"(?:({zh_num})年)?({zh_num})月(?:({zh_num})[日号])?|({zh_num})年"));
+    let zh = re(
+        &RE_ZH_DATE,
+        &format!(r"(?:({zh_num})年)?({zh_num})月(?:({zh_num})[日号])?|({zh_num})年"),
+    );
     for c in zh.captures_iter(text) {
         let m = c.get(0).unwrap_or_else(|| unreachable!());
         if !free(&taken, m.start(), m.end()) {
@@ -247,9 +289,14 @@ pub fn extract(text: &str) -> Vec<Item> {
         if let Some(y) = c.get(4) {
             // "2024年" is a year; "3年" is a duration, handled as a number.
             match parse_zh_or_arabic(y.as_str()) {
-                Some(y) if (1000.0..3000.0).contains(&y) => {
-                    push_date(&mut items, &mut taken, m.start(), m.end(), m.as_str(), [Some(y as u32), None, None])
-                }
+                Some(y) if (1000.0..3000.0).contains(&y) => push_date(
+                    &mut items,
+                    &mut taken,
+                    m.start(),
+                    m.end(),
+                    m.as_str(),
+                    [Some(y as u32), None, None],
+                ),
                 _ => {}
             }
             continue;
@@ -258,29 +305,47 @@ pub fn extract(text: &str) -> Vec<Item> {
         if text[..m.start()].ends_with('个') {
             continue;
         }
-        let d = [val(1).map(|v| v as u32), val(2).map(|v| v as u32), val(3).map(|v| v as u32)];
+        let d = [
+            val(1).map(|v| v as u32),
+            val(2).map(|v| v as u32),
+            val(3).map(|v| v as u32),
+        ];
         if d[1].is_some_and(|mth| (1..=12).contains(&mth)) {
             push_date(&mut items, &mut taken, m.start(), m.end(), m.as_str(), d);
         }
     }
     let month = r"(Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?";
-    let en2 = re(&RE_EN_DATE2, &format!(r"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{month}(?:,?\s+(\d{{4}}))?\b"));
+    let en2 = re(
+        &RE_EN_DATE2,
+        &format!(r"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{month}(?:,?\s+(\d{{4}}))?\b"),
+    );
     for c in en2.captures_iter(text) {
         let m = c.get(0).unwrap_or_else(|| unreachable!());
         if !free(&taken, m.start(), m.end()) {
             continue;
         }
-        let d = [c.get(3).and_then(|g| g.as_str().parse().ok()), month_number(&c[2]), c[1].parse().ok()];
+        let d = [
+            c.get(3).and_then(|g| g.as_str().parse().ok()),
+            month_number(&c[2]),
+            c[1].parse().ok(),
+        ];
         push_date(&mut items, &mut taken, m.start(), m.end(), m.as_str(), d);
     }
 
-    let en = re(&RE_EN_DATE, &format!(r"\b{month}(?:\s+(\d{{1,2}})(?:st|nd|rd|th)?)?(?:,?\s+(\d{{4}}))?\b"));
+    let en = re(
+        &RE_EN_DATE,
+        &format!(r"\b{month}(?:\s+(\d{{1,2}})(?:st|nd|rd|th)?)?(?:,?\s+(\d{{4}}))?\b"),
+    );
     for c in en.captures_iter(text) {
         let m = c.get(0).unwrap_or_else(|| unreachable!());
         if !free(&taken, m.start(), m.end()) || (c.get(2).is_none() && c.get(3).is_none()) {
             continue; // a bare month name ("May") is too often a verb
         }
-        let d = [c.get(3).and_then(|g| g.as_str().parse().ok()), month_number(&c[1]), c.get(2).and_then(|g| g.as_str().parse().ok())];
+        let d = [
+            c.get(3).and_then(|g| g.as_str().parse().ok()),
+            month_number(&c[1]),
+            c.get(2).and_then(|g| g.as_str().parse().ok()),
+        ];
         push_date(&mut items, &mut taken, m.start(), m.end(), m.as_str(), d);
     }
     // Identifiers: codes with a digit, versions.
@@ -296,14 +361,25 @@ pub fn extract(text: &str) -> Vec<Item> {
             continue;
         }
         // "30-day", "5k", "10ms", "24h" are quantities, not identifiers.
-        if !s.starts_with(['v', 'V']) && s.starts_with(|c: char| c.is_ascii_digit()) && is_quantity_like(s) {
+        if !s.starts_with(['v', 'V'])
+            && s.starts_with(|c: char| c.is_ascii_digit())
+            && is_quantity_like(s)
+        {
             continue;
         }
         if !has_alpha && !s.contains('.') {
             continue;
         }
         taken.push((m.start(), m.end()));
-        items.push((m.start(), Item { kind: ItemKind::Identifier, text: s.to_string(), key: s.to_lowercase(), ..blank() }));
+        items.push((
+            m.start(),
+            Item {
+                kind: ItemKind::Identifier,
+                text: s.to_string(),
+                key: s.to_lowercase(),
+                ..blank()
+            },
+        ));
     }
 
     // Arabic numbers with currency, multiplier and unit.
@@ -321,7 +397,9 @@ pub fn extract(text: &str) -> Vec<Item> {
             continue;
         }
         let digits = c[2].replace(',', "");
-        let mut value: f64 = format!("{digits}{}", c.get(3).map_or("", |g| g.as_str())).parse().unwrap_or(0.0);
+        let mut value: f64 = format!("{digits}{}", c.get(3).map_or("", |g| g.as_str()))
+            .parse()
+            .unwrap_or(0.0);
         let mut end = m.end();
         let (mult, used) = multiplier_after(&text[end..]);
         value *= mult;
@@ -334,11 +412,17 @@ pub fn extract(text: &str) -> Vec<Item> {
             end += used;
         }
         taken.push((m.start(), end));
-        items.push((m.start(), number_item(&text[m.start()..end], value, factor, unit)));
+        items.push((
+            m.start(),
+            number_item(&text[m.start()..end], value, factor, unit),
+        ));
     }
 
     // Chinese numerals: 百分之五, 三天, 两周, 三十五个.
-    let zh_num_re = re(&RE_ZH_NUMBER, r"(百分之)?([零〇一二两三四五六七八九十百千万亿]+)");
+    let zh_num_re = re(
+        &RE_ZH_NUMBER,
+        r"(百分之)?([零〇一二两三四五六七八九十百千万亿]+)",
+    );
     for c in zh_num_re.captures_iter(text) {
         let m = c.get(0).unwrap_or_else(|| unreachable!());
         if !free(&taken, m.start(), m.end()) {
@@ -346,7 +430,9 @@ pub fn extract(text: &str) -> Vec<Item> {
         }
         // "两三天", "三四个": an approximate range of two neighbouring digits, read as both.
         let range = zh_range(&c[2]);
-        let Some(value) = range.map(|r| r.1).or_else(|| parse_zh(&c[2])) else { continue };
+        let Some(value) = range.map(|r| r.1).or_else(|| parse_zh(&c[2])) else {
+            continue;
+        };
         let mut end = m.end();
         let mut factor = 1.0;
         let unit = if c.get(1).is_some() {
@@ -362,16 +448,24 @@ pub fn extract(text: &str) -> Vec<Item> {
             }
             end += used;
             Unit::None
-        } else if c[2].chars().count() >= 2 && !c[2].starts_with('一') || c[2].contains(['十', '百', '千', '万', '亿']) {
+        } else if c[2].chars().count() >= 2 && !c[2].starts_with('一')
+            || c[2].contains(['十', '百', '千', '万', '亿'])
+        {
             Unit::None
         } else {
             continue; // a lone 一/二/三 inside a word (一些, 统一, 三角)
         };
         taken.push((m.start(), end));
         if let Some((low, _)) = range {
-            items.push((m.start(), number_item(&text[m.start()..end], low, factor, unit)));
+            items.push((
+                m.start(),
+                number_item(&text[m.start()..end], low, factor, unit),
+            ));
         }
-        items.push((m.start(), number_item(&text[m.start()..end], value, factor, unit)));
+        items.push((
+            m.start(),
+            number_item(&text[m.start()..end], value, factor, unit),
+        ));
     }
 
     // English number words, only before a unit ("two weeks", "five percent").
@@ -384,18 +478,33 @@ pub fn extract(text: &str) -> Vec<Item> {
         if !free(&taken, m.start(), m.end()) {
             continue;
         }
-        let Some(value) = parse_en_words(&c[1]) else { continue };
-        let Some((unit, factor, used)) = unit_after(&text[m.end()..]) else { continue };
+        let Some(value) = parse_en_words(&c[1]) else {
+            continue;
+        };
+        let Some((unit, factor, used)) = unit_after(&text[m.end()..]) else {
+            continue;
+        };
         let end = m.end() + used;
         taken.push((m.start(), end));
-        items.push((m.start(), number_item(&text[m.start()..end], value, factor, unit)));
+        items.push((
+            m.start(),
+            number_item(&text[m.start()..end], value, factor, unit),
+        ));
     }
 
     // Names.
     for (start, name) in names(text) {
         if free(&taken, start, start + name.len()) {
             taken.push((start, start + name.len()));
-            items.push((start, Item { kind: ItemKind::Name, key: name.to_lowercase(), text: name, ..blank() }));
+            items.push((
+                start,
+                Item {
+                    kind: ItemKind::Name,
+                    key: name.to_lowercase(),
+                    text: name,
+                    ..blank()
+                },
+            ));
         }
     }
     items.sort_by_key(|(s, _)| *s);
@@ -403,20 +512,52 @@ pub fn extract(text: &str) -> Vec<Item> {
 }
 
 fn blank() -> Item {
-    Item { kind: ItemKind::Name, text: String::new(), key: String::new(), value: None, raw: None, unit: Unit::None, date: [None; 3] }
+    Item {
+        kind: ItemKind::Name,
+        text: String::new(),
+        key: String::new(),
+        value: None,
+        raw: None,
+        unit: Unit::None,
+        date: [None; 3],
+    }
 }
 
 fn number_item(text: &str, raw: f64, factor: f64, unit: Unit) -> Item {
     let value = raw * factor;
     let key = format!("{}{}", fmt_value(value), unit.suffix());
-    Item { kind: ItemKind::Number, text: text.trim().to_string(), key, value: Some(value), raw: Some(raw), unit, date: [None; 3] }
+    Item {
+        kind: ItemKind::Number,
+        text: text.trim().to_string(),
+        key,
+        value: Some(value),
+        raw: Some(raw),
+        unit,
+        date: [None; 3],
+    }
 }
 
-fn push_date(items: &mut Vec<(usize, Item)>, taken: &mut Vec<(usize, usize)>, s: usize, e: usize, text: &str, d: [Option<u32>; 3]) {
+fn push_date(
+    items: &mut Vec<(usize, Item)>,
+    taken: &mut Vec<(usize, usize)>,
+    s: usize,
+    e: usize,
+    text: &str,
+    d: [Option<u32>; 3],
+) {
     let part = |v: Option<u32>| v.map_or("?".to_string(), |v| format!("{v:02}"));
     let key = format!("{}-{}-{}", part(d[0]), part(d[1]), part(d[2]));
     taken.push((s, e));
-    items.push((s, Item { kind: ItemKind::Date, text: text.to_string(), key, date: d, ..blank() }));
+    items.push((
+        s,
+        Item {
+            kind: ItemKind::Date,
+            text: text.to_string(),
+            key,
+            date: d,
+            ..blank()
+        },
+    ));
 }
 
 fn is_quantity_like(s: &str) -> bool {
@@ -439,7 +580,14 @@ fn currency(s: &str) -> &'static str {
 fn multiplier_after(rest: &str) -> (f64, usize) {
     let trimmed = rest.trim_start_matches([' ', '\u{a0}']);
     let skipped = rest.len() - trimmed.len();
-    for (w, f) in [("thousand", 1e3), ("million", 1e6), ("billion", 1e9), ("万", 1e4), ("亿", 1e8), ("千", 1e3)] {
+    for (w, f) in [
+        ("thousand", 1e3),
+        ("million", 1e6),
+        ("billion", 1e9),
+        ("万", 1e4),
+        ("亿", 1e8),
+        ("千", 1e3),
+    ] {
         if let Some(after) = trimmed.strip_prefix(w)
             && !after.starts_with(|c: char| c.is_ascii_alphabetic())
         {
@@ -512,13 +660,37 @@ fn unit_after(rest: &str) -> Option<(Unit, f64, usize)> {
             return Some((u, f, w.len()));
         }
     }
-    // English: optional space or hyphen, then a word.
+    // English: optional space or hyphen, then a word, maybe after one qualifier
+    // ("4 business hours", "30 calendar days").
     let trimmed = rest.trim_start_matches([' ', '-', '\u{a0}']);
-    let skipped = rest.len() - trimmed.len();
+    let mut skipped = rest.len() - trimmed.len();
     if skipped > 2 {
         return None;
     }
-    let word: String = trimmed.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    let mut trimmed = trimmed;
+    for q in [
+        "business ",
+        "working ",
+        "calendar ",
+        "full ",
+        "consecutive ",
+        "more ",
+        "additional ",
+        "extra ",
+    ] {
+        if trimmed
+            .get(..q.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(q))
+        {
+            trimmed = &trimmed[q.len()..];
+            skipped += q.len();
+            break;
+        }
+    }
+    let word: String = trimmed
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
     if let Some(after) = trimmed.strip_prefix("per cent") {
         let _ = after;
         return Some((Unit::Percent, 1.0, skipped + "per cent".len()));
@@ -533,10 +705,13 @@ fn unit_after(rest: &str) -> Option<(Unit, f64, usize)> {
 
 /// A Chinese counter word right after a numeral.
 fn zh_counter_after(rest: &str) -> Option<usize> {
-    ["个", "次", "倍", "人", "名", "位", "种", "条", "项", "家", "台", "份", "件", "步", "级", "层", "秒"]
-        .iter()
-        .find(|c| rest.starts_with(**c))
-        .map(|c| c.len())
+    // Not 种/项/步: "两种格式" counts what the chunks list, it is rarely stated as a number.
+    [
+        "个", "次", "倍", "人", "名", "位", "条", "家", "台", "份", "件", "级", "层",
+    ]
+    .iter()
+    .find(|c| rest.starts_with(**c))
+    .map(|c| c.len())
 }
 
 fn parse_zh_or_arabic(s: &str) -> Option<f64> {
@@ -577,7 +752,10 @@ pub fn parse_zh(s: &str) -> Option<f64> {
     }
     if s.chars().all(|c| digit(c).is_some()) {
         // Digit by digit: "二〇二四" = 2024; a single digit is itself.
-        return s.chars().try_fold(0u64, |acc, c| Some(acc * 10 + digit(c)?)).map(|v| v as f64);
+        return s
+            .chars()
+            .try_fold(0u64, |acc, c| Some(acc * 10 + digit(c)?))
+            .map(|v| v as f64);
     }
     let (mut total, mut section, mut number) = (0u64, 0u64, 0u64);
     for c in s.chars() {
@@ -609,12 +787,36 @@ pub fn parse_zh(s: &str) -> Option<f64> {
 fn parse_en_words(s: &str) -> Option<f64> {
     let (mut total, mut current) = (0f64, 0f64);
     let mut any = false;
-    for w in s.to_lowercase().split([' ', '-', '\t', '\n']).filter(|w| !w.is_empty() && *w != "and" && *w != "a") {
+    for w in s
+        .to_lowercase()
+        .split([' ', '-', '\t', '\n'])
+        .filter(|w| !w.is_empty() && *w != "and" && *w != "a")
+    {
         let small = [
-            "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-            "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
         ];
-        let tens = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+        let tens = [
+            "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+        ];
         any = true;
         if let Some(v) = small.iter().position(|x| *x == w) {
             current += v as f64;
@@ -639,24 +841,32 @@ fn parse_en_words(s: &str) -> Option<f64> {
 }
 
 const NOT_NAMES: &[&str] = &[
-    "I", "A", "An", "The", "This", "That", "These", "Those", "It", "Its", "They", "We", "You", "He",
-    "She", "Yes", "No", "Not", "Note", "OK", "Ok", "Q", "If", "In", "On", "At", "For", "To", "And",
-    "Or", "But", "So", "As", "By", "Of", "With", "From", "However", "Also", "Then", "There", "Here",
-    "When", "What", "Which", "Who", "How", "Why", "Where", "All", "Each", "Every", "Some", "Any",
-    "Our", "Your", "Their", "My", "Please", "Step", "Steps", "First", "Second", "Third", "Finally",
+    "I", "A", "An", "The", "This", "That", "These", "Those", "It", "Its", "They", "We", "You",
+    "He", "She", "Yes", "No", "Not", "Note", "OK", "Ok", "Q", "If", "In", "On", "At", "For", "To",
+    "And", "Or", "But", "So", "As", "By", "Of", "With", "From", "However", "Also", "Then", "There",
+    "Here", "When", "What", "Which", "Who", "How", "Why", "Where", "All", "Each", "Every", "Some",
+    "Any", "Our", "Your", "Their", "My", "Please", "Step", "Steps", "First", "Second", "Third",
+    "Finally",
 ];
 
 /// Proper names of `text` with their byte offsets.
 fn names(text: &str) -> Vec<(usize, String)> {
     let cjk = text.chars().any(crate::sentences::is_cjk);
     let mut out = Vec::new();
-    let toks: Vec<(usize, &str)> = re(&RE_WORD, r"[\p{L}\p{N}][\p{L}\p{N}_'\-\.]*[\p{L}\p{N}]|[\p{L}\p{N}]")
-        .find_iter(text)
-        .map(|m| (m.start(), m.as_str()))
-        .collect();
+    let toks: Vec<(usize, &str)> = re(
+        &RE_WORD,
+        r"[\p{L}\p{N}][\p{L}\p{N}_'\-\.]*[\p{L}\p{N}]|[\p{L}\p{N}]",
+    )
+    .find_iter(text)
+    .map(|m| (m.start(), m.as_str()))
+    .collect();
     if cjk {
         // In Chinese text every Latin-script word is a name or a term worth checking.
-        let latin = |w: &str| w.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_.'".contains(c));
+        let latin = |w: &str| {
+            w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.'".contains(c))
+        };
         for m in re(&RE_LATIN, r"[A-Za-z][A-Za-z0-9_.'\-]*[A-Za-z0-9]|[A-Za-z]").find_iter(text) {
             let w = m.as_str();
             if latin(w) && w.len() >= 2 && !NOT_NAMES.iter().any(|n| n.eq_ignore_ascii_case(w)) {
@@ -671,8 +881,10 @@ fn names(text: &str) -> Vec<(usize, String)> {
         let (s, w) = toks[i];
         let capital = |w: &str| w.chars().next().is_some_and(char::is_uppercase);
         let strong = |w: &str| {
-            let inner_upper = w.chars().skip(1).any(char::is_uppercase) && w.chars().any(char::is_lowercase);
-            let acronym = w.chars().filter(|c| c.is_alphabetic()).count() >= 2 && w.chars().all(|c| !c.is_lowercase());
+            let inner_upper =
+                w.chars().skip(1).any(char::is_uppercase) && w.chars().any(char::is_lowercase);
+            let acronym = w.chars().filter(|c| c.is_alphabetic()).count() >= 2
+                && w.chars().all(|c| !c.is_lowercase());
             (inner_upper || acronym) && w.chars().any(char::is_alphabetic)
         };
         if !(capital(w) || strong(w)) || is_calendar_word(w) {
@@ -681,7 +893,11 @@ fn names(text: &str) -> Vec<(usize, String)> {
         }
         // A run of capitalised words, joined by single spaces.
         let mut j = i + 1;
-        while j < toks.len() && capital(toks[j].1) && !is_calendar_word(toks[j].1) && text[toks[j - 1].0 + toks[j - 1].1.len()..toks[j].0] == *" " {
+        while j < toks.len()
+            && capital(toks[j].1)
+            && !is_calendar_word(toks[j].1)
+            && text[toks[j - 1].0 + toks[j - 1].1.len()..toks[j].0] == *" "
+        {
             j += 1;
         }
         let mut parts: Vec<&str> = toks[i..j].iter().map(|t| t.1).collect();
@@ -769,13 +985,21 @@ mod tests {
         assert_eq!(keys("5%"), vec![num("5%")]);
         assert_eq!(keys("five percent"), vec![num("5%")]);
         assert_eq!(keys("a 30-day window"), vec![num("2592000s")]);
-        assert_eq!(keys("$1,200.50 or 3 million users"), vec![num("1200.5 USD"), num("3000000")]);
-        assert_eq!(keys("350 ms p99"), vec![num("0.35s"), (ItemKind::Identifier, "p99".into())]);
+        assert_eq!(
+            keys("$1,200.50 or 3 million users"),
+            vec![num("1200.5 USD"), num("3000000")]
+        );
+        assert_eq!(
+            keys("350 ms p99"),
+            vec![num("0.35s"), (ItemKind::Identifier, "p99".into())]
+        );
         assert_eq!(keys("3个月"), vec![num("3 months")]);
         assert_eq!(keys("3万人"), vec![num("30000")]);
         assert_eq!(keys("一些人统一使用"), vec![]);
         assert_eq!(keys("one of them"), vec![]);
         assert_eq!(keys("5k requests"), vec![num("5000")]);
+        assert_eq!(keys("within two business hours"), vec![num("7200s")]);
+        assert_eq!(keys("支持两种格式"), vec![]);
         assert_eq!(keys("两三天"), vec![num("172800s"), num("259200s")]);
         let e = Evidence::new(&["通常需要2至3天。"]);
         assert!(e.ungrounded("一般两三天。").is_empty());
@@ -783,10 +1007,22 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(keys("on 2024-03-05"), vec![(ItemKind::Date, "2024-03-05".into())]);
-        assert_eq!(keys("2024年3月5日发布"), vec![(ItemKind::Date, "2024-03-05".into())]);
-        assert_eq!(keys("March 5, 2024"), vec![(ItemKind::Date, "2024-03-05".into())]);
-        assert_eq!(keys("5 March 2024"), vec![(ItemKind::Date, "2024-03-05".into())]);
+        assert_eq!(
+            keys("on 2024-03-05"),
+            vec![(ItemKind::Date, "2024-03-05".into())]
+        );
+        assert_eq!(
+            keys("2024年3月5日发布"),
+            vec![(ItemKind::Date, "2024-03-05".into())]
+        );
+        assert_eq!(
+            keys("March 5, 2024"),
+            vec![(ItemKind::Date, "2024-03-05".into())]
+        );
+        assert_eq!(
+            keys("5 March 2024"),
+            vec![(ItemKind::Date, "2024-03-05".into())]
+        );
         assert_eq!(keys("在2024年"), vec![(ItemKind::Date, "2024-?-?".into())]);
         assert_eq!(keys("三年"), vec![num("3 years")]);
         assert_eq!(keys("You may go"), vec![]);
@@ -797,23 +1033,36 @@ mod tests {
 
     #[test]
     fn identifiers_and_names() {
-        let items = keys("Use EC2 and ABC-123 with v1.2.3 and gpt-4o, via Apache Kafka and PostgreSQL.");
-        assert_eq!(items, vec![
-            (ItemKind::Identifier, "ec2".into()),
-            (ItemKind::Identifier, "abc-123".into()),
-            (ItemKind::Identifier, "v1.2.3".into()),
-            (ItemKind::Identifier, "gpt-4o".into()),
-            (ItemKind::Name, "apache kafka".into()),
-            (ItemKind::Name, "postgresql".into()),
-        ]);
+        let items =
+            keys("Use EC2 and ABC-123 with v1.2.3 and gpt-4o, via Apache Kafka and PostgreSQL.");
+        assert_eq!(
+            items,
+            vec![
+                (ItemKind::Identifier, "ec2".into()),
+                (ItemKind::Identifier, "abc-123".into()),
+                (ItemKind::Identifier, "v1.2.3".into()),
+                (ItemKind::Identifier, "gpt-4o".into()),
+                (ItemKind::Name, "apache kafka".into()),
+                (ItemKind::Name, "postgresql".into()),
+            ]
+        );
         // Sentence-initial capitals are not names; acronyms and CamelCase are.
-        assert_eq!(keys("The service uses Redis."), vec![(ItemKind::Name, "redis".into())]);
-        assert_eq!(keys("AWS bills monthly."), vec![(ItemKind::Name, "aws".into())]);
-        assert_eq!(keys("请使用Kafka和Redis 7。"), vec![
-            (ItemKind::Name, "kafka".into()),
-            (ItemKind::Name, "redis".into()),
-            num("7"),
-        ]);
+        assert_eq!(
+            keys("The service uses Redis."),
+            vec![(ItemKind::Name, "redis".into())]
+        );
+        assert_eq!(
+            keys("AWS bills monthly."),
+            vec![(ItemKind::Name, "aws".into())]
+        );
+        assert_eq!(
+            keys("请使用Kafka和Redis 7。"),
+            vec![
+                (ItemKind::Name, "kafka".into()),
+                (ItemKind::Name, "redis".into()),
+                num("7"),
+            ]
+        );
     }
 
     #[test]
@@ -822,7 +1071,10 @@ mod tests {
             "Refunds are accepted within 14 days of purchase. Contact Acme Support.",
             "退款须在三十天内申请，手续费为百分之五。",
         ]);
-        assert!(e.ungrounded("You can get a refund within two weeks.").is_empty());
+        assert!(
+            e.ungrounded("You can get a refund within two weeks.")
+                .is_empty()
+        );
         assert!(e.ungrounded("退款须在30天内申请。").is_empty());
         assert!(e.ungrounded("手续费是5%。").is_empty());
         let bad = e.ungrounded("Refunds are accepted within 30 days via Acme Billing.");

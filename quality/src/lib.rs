@@ -11,6 +11,12 @@
 
 pub mod embed;
 
-pub use embed::{Embedder, EmbedderConfig, EmbedError, Embedding, Pooling, cosine, models_dir};
+pub use embed::{EmbedError, Embedder, EmbedderConfig, Embedding, Pooling, cosine, models_dir};
 pub mod grounding;
+pub mod score;
 pub mod sentences;
+
+pub use score::{AnswerScore, Lang, ScoreConfig, ScoreError, Scorer, SentenceScore};
+pub mod eval;
+
+pub use eval::{EvalError, EvalReport, run_eval};

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use glassbox_quality::{Embedder, EmbedderConfig, models_dir};
 
-fn load(config: EmbedderConfig) -> Arc<Embedder> {
+pub fn load(config: EmbedderConfig) -> Arc<Embedder> {
     for path in [&config.model, &config.tokenizer] {
         assert!(
             path.is_file(),
@@ -21,11 +21,13 @@ fn load(config: EmbedderConfig) -> Arc<Embedder> {
 /// all-MiniLM-L6-v2 int8, loaded once per test binary.
 pub fn minilm() -> Arc<Embedder> {
     static M: OnceLock<Arc<Embedder>> = OnceLock::new();
-    M.get_or_init(|| load(EmbedderConfig::minilm(models_dir()))).clone()
+    M.get_or_init(|| load(EmbedderConfig::minilm(models_dir())))
+        .clone()
 }
 
 /// multilingual-e5-small, loaded once per test binary.
 pub fn e5() -> Arc<Embedder> {
     static M: OnceLock<Arc<Embedder>> = OnceLock::new();
-    M.get_or_init(|| load(EmbedderConfig::e5_small(models_dir()))).clone()
+    M.get_or_init(|| load(EmbedderConfig::e5_small(models_dir())))
+        .clone()
 }
