@@ -913,7 +913,7 @@ fn names(text: &str) -> Vec<(usize, String)> {
             parts.remove(0);
             start = text[start..].find(' ').map_or(start, |k| start + k + 1);
         }
-        if !parts.is_empty() && !(parts.len() == 1 && NOT_NAMES.contains(&parts[0])) {
+        if !parts.is_empty() {
             let end = toks[j - 1].0 + toks[j - 1].1.len();
             let name = text[start..end].trim_end_matches('.').to_string();
             if name.chars().any(char::is_alphabetic) && !name.chars().all(|c| c.is_ascii_digit()) {

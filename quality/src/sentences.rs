@@ -6,7 +6,7 @@
 //! - `!` or `?` followed by a space, the end, or a CJK character;
 //! - `.` followed by a space, the end, or a CJK character, unless the word before it is an
 //!   abbreviation: `e.g.`, `i.e.`, `Mr.`, `Dr.`, `vs.`, `approx.`, a single-letter initial
-//!   (`J. Smith`), or a dotted acronym (`U.S.`, `a.m.`) followed by a lowercase word; `etc.`
+//!   (`J. Smith`), or a dotted acronym (`U.S.`, `a.m.`) not followed by a capital; `etc.`
 //!   ends a sentence only before a capital. `3.5` and `v1.2` never split (no space after the
 //!   dot).
 //!
@@ -153,7 +153,6 @@ fn is_abbreviation(text: &str, chars: &[(usize, char)], dot: usize, next: usize)
     }
     let word = &text[chars[k].0..chars[dot].0];
     let lower = word.to_lowercase();
-    let next_word_lower = next_word(chars, next).is_some_and(|c| c.is_lowercase());
     let next_word_upper = next_word(chars, next).is_some_and(|c| c.is_uppercase());
     if lower == "etc" {
         return !next_word_upper;
@@ -170,7 +169,7 @@ fn is_abbreviation(text: &str, chars: &[(usize, char)], dot: usize, next: usize)
         && word
             .split('.')
             .all(|p| !p.is_empty() && p.chars().count() <= 2 && p.chars().all(char::is_alphabetic));
-    dotted && !next_word_upper || dotted && next_word_lower
+    dotted && !next_word_upper
 }
 
 fn next_word(chars: &[(usize, char)], mut j: usize) -> Option<char> {
