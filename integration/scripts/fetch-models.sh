@@ -13,7 +13,12 @@ set -euo pipefail
 MODELS="${GLASSBOX_MODELS_DIR:-$HOME/.cache/glassbox/models}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
+# The shared models folder: $GLASSBOX_SHARED_MODELS, else beside the repo, else this
+# workplace's /work/shared (a clean clone for CI may live elsewhere).
 SHARED="${GLASSBOX_SHARED_MODELS:-$REPO/../shared/models}"
+if [ ! -d "$SHARED" ] && [ -d /work/shared/models ]; then
+  SHARED=/work/shared/models
+fi
 
 MINILM_SHA=8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 E5_SHA=a2f7512693de931f1d2e41bae4d8d549cf15a9ced55a029c052ea9185d53b7f7

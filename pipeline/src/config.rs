@@ -67,6 +67,8 @@ pub struct Config {
     pub cost: crate::pricing::CostConfig,
     /// Alert rules and where their events go (see `alerting`).
     pub alerts: crate::alerting::AlertsConfig,
+    /// RAG faithfulness and user feedback (see `quality`).
+    pub quality: crate::quality::QualityConfig,
 }
 
 /// Kafka connection, topics and client properties.

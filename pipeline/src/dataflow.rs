@@ -27,7 +27,15 @@ use crate::sink::influx::InfluxWriter;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::redis::RedisWriter;
 use crate::sink::threaded::{BatchSettings, OnReject, OnRetry, ThreadedSink};
-use crate::sink::{Sink, durable_events, durable_sinks};
+use crate::quality::{
+    FlaggedRecord, QualityCounters, QualityFact, QualityInput, QualityRecord, ScoredItem,
+    ScoringPool, quality_windows, score_items,
+};
+use crate::sink::{Sink, deliver, durable_events, durable_sinks};
+use glassbox_operators::{
+    FeedbackCounters, TraceJoinConfig, TraceJoinCounters, feedback_join, trace_join,
+};
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use crate::source::{KafkaSource, SourceSettings};
 use crate::telemetry::Counters;
 
@@ -75,6 +83,8 @@ pub struct Handles {
     pub counters: Arc<Counters>,
     /// Sinks added to the configured ones.
     pub extra_sinks: Option<SinkFactory>,
+    /// The quality path's counters.
+    pub quality: Arc<QualityCounters>,
 }
 
 impl Default for Handles {
@@ -84,6 +94,7 @@ impl Default for Handles {
             drain: Arc::new(AtomicBool::new(false)),
             counters: Arc::default(),
             extra_sinks: None,
+            quality: Arc::default(),
         }
     }
 }
@@ -133,6 +144,8 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
             config.kafka.output_partitions,
         ),
         (&config.kafka.alerts_topic, config.kafka.output_partitions),
+        (&config.quality.flagged_topic, config.kafka.output_partitions),
+        (&config.quality.quality_topic, config.kafka.output_partitions),
         // One partition per process of a timely cluster; a single process uses partition 0.
         (&config.kafka.state_topic, 1),
     ];
@@ -321,6 +334,26 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
         _ => None,
     };
     let prices = prices.map(|(b, k)| (b, Arc::new(k)));
+    let quality = if config.quality.enabled {
+        let scorer = config.quality.scorer()?;
+        tracing::info!(
+            threads = config.quality.threads,
+            queue = config.quality.queue_capacity,
+            "quality scoring enabled"
+        );
+        Some(QualityShared {
+            pool: ScoringPool::new(
+                Arc::new(scorer),
+                config.quality.threads,
+                config.quality.queue_capacity,
+            ),
+            counters: handles.quality.clone(),
+            joins: Arc::default(),
+            feedback: Arc::default(),
+        })
+    } else {
+        None
+    };
     let rules = config
         .alerts
         .load_rules(&config.metrics.dimensions(), &config.metrics.views())?
@@ -353,6 +386,7 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
                     prices: prices.clone(),
                     ledger: ledger.clone(),
                     rules: rules.clone(),
+                    quality: quality.clone(),
                 },
             )
         })
@@ -513,6 +547,165 @@ struct Costing {
     prices: Option<(Arc<PriceBoard>, Arc<glassbox_operators::CostKeying>)>,
     ledger: Option<crate::sink::spend::SharedLedger>,
     rules: Option<Arc<Rules>>,
+    quality: Option<QualityShared>,
+}
+
+/// The quality path's process-wide parts: the scoring threads and the counters.
+#[derive(Clone)]
+pub struct QualityShared {
+    pool: Arc<ScoringPool>,
+    counters: Arc<QualityCounters>,
+    joins: Arc<TraceJoinCounters>,
+    feedback: Arc<FeedbackCounters>,
+}
+
+/// Builds the quality path of one worker: quality spans → trace join → scoring → flagged
+/// answers, and with the feedback join → quality windows → their sinks. Returns the probes of
+/// its durable outputs.
+#[allow(clippy::too_many_arguments)]
+fn quality_path<'scope>(
+    scope: timely::dataflow::Scope<'scope, u64>,
+    gate: Rc<RefCell<(Vec<QualityInput>, Option<u64>)>>,
+    q: &(QualityShared, QualitySinks),
+    config: &Config,
+    views: &glassbox_operators::Views,
+    dims: &glassbox_operators::Dimensions,
+    resume_ms: u64,
+    counters: &Arc<Counters>,
+) -> Vec<ProbeHandle<u64>> {
+    use timely::dataflow::operators::Concat;
+    use timely::dataflow::operators::vec::{Map, Partition};
+    let (shared, sinks) = q;
+    let inputs = source(scope, "QualitySource", move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut cap = Some(cap);
+        move |output| {
+            let Some(c) = cap.as_mut() else { return };
+            let mut g = gate.borrow_mut();
+            if !g.0.is_empty() {
+                // Read at the Kafka source's times, which are not before this capability.
+                output.session(c).give_container(&mut g.0);
+            }
+            match g.1 {
+                Some(t) => {
+                    if t > *c.time() {
+                        c.downgrade(&t);
+                    }
+                    activator.activate_after(Duration::from_millis(10));
+                }
+                None => cap = None,
+            }
+        }
+    });
+    let mut parts = inputs
+        .partition(2, |x| match x {
+            QualityInput::Trace(_) => (0, x),
+            QualityInput::Feedback(_) => (1, x),
+        })
+        .into_iter();
+    let traces = parts.next().expect("two parts").flat_map(|x| match x {
+        QualityInput::Trace(t) => Some(t),
+        QualityInput::Feedback(_) => None,
+    });
+    let feedback = parts.next().expect("two parts").flat_map(|x| match x {
+        QualityInput::Feedback(f) => Some(f),
+        QualityInput::Trace(_) => None,
+    });
+    let items = trace_join(
+        traces,
+        &TraceJoinConfig {
+            timeout_ms: config.quality.trace_timeout_ms,
+        },
+        shared.joins.clone(),
+    );
+    let scored = score_items(items, shared.pool.clone(), shared.counters.clone());
+    let (flag_dims, with_text) = (dims.clone(), config.quality.text_in_outputs);
+    let flagged = deliver(
+        scored.clone(),
+        "DurableFlagged",
+        move |item: ScoredItem, time| {
+            (time >= resume_ms)
+                .then(|| FlaggedRecord::of(&item, &flag_dims, with_text).map(Arc::new))
+                .flatten()
+        },
+        sinks.flagged.clone(),
+        |_| {},
+    );
+    let feedback = feedback_join(feedback, &config.quality.feedback(), shared.feedback.clone());
+    let facts = scored
+        .map(QualityFact::Scored)
+        .concat(feedback.map(QualityFact::Feedback));
+    let records = quality_windows(facts, views, dims);
+    let emitted = counters.clone();
+    let windows = deliver(
+        records,
+        "DurableQuality",
+        move |r, time| (time >= resume_ms).then(|| Arc::new(r)),
+        sinks.records.clone(),
+        move |n| {
+            emitted
+                .windows_emitted
+                .fetch_add(n as u64, Ordering::Relaxed);
+        },
+    );
+    vec![flagged, windows]
+}
+
+/// A worker's quality sinks: flagged answers (Kafka), quality records (Kafka, InfluxDB,
+/// Redis), and the outboxes to flush at the end.
+#[derive(Clone)]
+struct QualitySinks {
+    flagged: Rc<RefCell<Vec<Box<dyn Sink<FlaggedRecord>>>>>,
+    records: Rc<RefCell<Vec<Box<dyn Sink<QualityRecord>>>>>,
+    outboxes: Vec<Rc<RefCell<Outbox>>>,
+}
+
+fn quality_sinks(
+    config: &Config,
+    base: &ClientConfig,
+    outbox: &Rc<RefCell<Outbox>>,
+    counters: &Arc<Counters>,
+) -> Result<QualitySinks, String> {
+    let new_outbox = || -> Result<Rc<RefCell<Outbox>>, String> {
+        Ok(Rc::new(RefCell::new(
+            Outbox::new(base.clone(), counters.clone()).map_err(|e| format!("producer: {e}"))?,
+        )))
+    };
+    let (flagged_outbox, records_outbox) = (new_outbox()?, new_outbox()?);
+    let flagged: Vec<Box<dyn Sink<FlaggedRecord>>> = vec![Box::new(KafkaSink::<FlaggedRecord>::new(
+        flagged_outbox.clone(),
+        &config.quality.flagged_topic,
+    ))];
+    let mut records: Vec<Box<dyn Sink<QualityRecord>>> = vec![Box::new(
+        KafkaSink::<QualityRecord>::new(records_outbox.clone(), &config.quality.quality_topic),
+    )];
+    let on_retry = || -> OnRetry {
+        let counters = counters.clone();
+        Box::new(move |_| Counters::inc(&counters.sink_retries))
+    };
+    if config.influx.enabled {
+        records.push(Box::new(ThreadedSink::<QualityRecord>::new(
+            "influx-quality",
+            InfluxWriter::new(&config.influx)?,
+            config.influx.batch_settings(),
+            dead_letter_rejects(config, outbox, counters),
+            on_retry(),
+        )));
+    }
+    if config.redis.enabled {
+        records.push(Box::new(ThreadedSink::<QualityRecord>::new(
+            "redis-quality",
+            RedisWriter::new(&config.redis)?,
+            BatchSettings::default(),
+            dead_letter_rejects(config, outbox, counters),
+            on_retry(),
+        )));
+    }
+    Ok(QualitySinks {
+        flagged: Rc::new(RefCell::new(flagged)),
+        records: Rc::new(RefCell::new(records)),
+        outboxes: vec![flagged_outbox, records_outbox],
+    })
 }
 
 /// How long after its last window a span is still needed by `rules`: their longest history,
@@ -545,6 +738,7 @@ fn run_worker(
         prices,
         ledger,
         rules,
+        quality,
     } = costing;
     let (index, peers) = (worker.index(), worker.peers());
     let counters = handles.counters.clone();
@@ -562,6 +756,10 @@ fn run_worker(
     let sinks = Rc::new(RefCell::new(sinks));
     let alerting = match &rules {
         Some(_) => Some(alert_sinks(config, base, &outbox, &counters)?),
+        None => None,
+    };
+    let quality = match quality {
+        Some(shared) => Some((shared, quality_sinks(config, base, &outbox, &counters)?)),
         None => None,
     };
     let mine: Vec<(i32, Offset)> = offsets
@@ -595,8 +793,11 @@ fn run_worker(
         rewind: config.source.resume_rewind_records,
         keying: prices.as_ref().map(|(_, k)| k.as_ref().clone()),
         retention_ms: rules.as_deref().map_or(0, alert_retention_ms),
+        quality_timeout_ms: quality
+            .as_ref()
+            .map(|_| config.quality.trace_timeout_ms),
     };
-    let decoder = JsonDecoder::new(config.decode.limits());
+    let decoder = JsonDecoder::new(config.decode.limits()).with_text(config.quality.text());
     let src = KafkaSource::new(
         consumer,
         &mine,
@@ -612,6 +813,11 @@ fn run_worker(
     let probe = worker.dataflow::<u64, _, _>(|scope| {
         let reader = src.clone();
         let backlog_of = sinks.clone();
+        // The quality path's spans: handed over by the Kafka source through `gate`, with the
+        // source's time after each activation (`None` once it finished).
+        let gate: Rc<RefCell<(Vec<QualityInput>, Option<u64>)>> =
+            Rc::new(RefCell::new((Vec::new(), Some(0))));
+        let source_gate = gate.clone();
         let facts = source(scope, "KafkaSource", move |cap, info| {
             let activator = scope.activator_for(info.address);
             let mut cap = Some(cap);
@@ -629,6 +835,11 @@ fn run_worker(
                     Some(_) => {}
                     // Input finished: releasing the capability closes every window.
                     None => cap = None,
+                }
+                {
+                    let mut g = source_gate.borrow_mut();
+                    reader.borrow_mut().take_quality(&mut g.0);
+                    g.1 = cap.as_ref().map(|c| *c.time());
                 }
                 if cap.is_some() {
                     if act.records > 0 {
@@ -667,9 +878,12 @@ fn run_worker(
                     counters.clone(),
                 )
             });
-        (metrics_probe, alerts_probe)
+        let quality_probe = quality.as_ref().map(|q| {
+            quality_path(scope, gate, q, config, &views, &dims, resume_ms, &counters)
+        });
+        (metrics_probe, alerts_probe, quality_probe)
     });
-    let (probe, alerts_probe) = probe;
+    let (probe, alerts_probe, quality_probe) = probe;
 
     // Worker 0 commits for the whole process, so that offsets and frontier travel together.
     let committer: BaseConsumer = base
@@ -680,17 +894,19 @@ fn run_worker(
     let commit_every = Duration::from_millis(config.source.commit_interval_ms);
     let log_every = Duration::from_millis(config.telemetry.log_interval_ms);
     let (mut last_commit, mut last_log) = (Instant::now(), Instant::now());
-    // The durable frontier: the least of the window records' and the alert events'.
+    // The durable frontier: the least over the window records, alert events and quality
+    // outputs (an empty frontier is done).
+    let probes: Vec<ProbeHandle<u64>> = std::iter::once(probe.clone())
+        .chain(alerts_probe.clone())
+        .chain(quality_probe.iter().flatten().cloned())
+        .collect();
     let durable = || {
-        let m = probe.with_frontier(|f| f.first().copied());
-        match &alerts_probe {
-            Some(a) => match (m, a.with_frontier(|f| f.first().copied())) {
-                (Some(x), Some(y)) => Some(x.min(y)),
-                (x, y) => x.or(y),
-            },
-            None => m,
-        }
+        probes
+            .iter()
+            .filter_map(|p| p.with_frontier(|f| f.first().copied()))
+            .min()
     };
+    let all_done = || probes.iter().all(|p| p.done());
     loop {
         worker.step_or_park(Some(Duration::from_millis(10)));
         if handles.shutdown.load(Ordering::Relaxed) {
@@ -704,7 +920,7 @@ fn run_worker(
             worker.drop_dataflow(dataflow_id);
             break;
         }
-        if probe.done() && alerts_probe.as_ref().is_none_or(|a| a.done()) {
+        if all_done() {
             // Only reached once every worker's input is finished and every sink acknowledged.
             src.borrow_mut().deposit(None, board);
             tracing::info!(worker = index, "input finished, all windows durable");
@@ -725,6 +941,11 @@ fn run_worker(
     outbox.borrow().flush(Duration::from_secs(5));
     if let Some((_, alerts_outbox)) = &alerting {
         alerts_outbox.borrow().flush(Duration::from_secs(5));
+    }
+    if let Some((_, sinks)) = &quality {
+        for o in &sinks.outboxes {
+            o.borrow().flush(Duration::from_secs(5));
+        }
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod loadgen;
 pub mod offsets;
 pub mod outbox;
 pub mod pricing;
+pub mod quality;
 pub mod record;
 pub mod secret;
 pub mod sink;

@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glassbox_operators::panes::pane_end;
-use glassbox_operators::{Dimensions, SpanFacts, Views};
+use glassbox_operators::{Dimensions, FeedbackInput, SpanFacts, TraceSpan, Views};
+
+use crate::quality::QualityInput;
 use glassbox_schemas::JsonDecoder;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
@@ -131,6 +133,10 @@ pub struct SourceSettings {
     pub rewind: i64,
     /// How calls are keyed for pricing; `None` when cost is off.
     pub keying: Option<glassbox_operators::CostKeying>,
+    /// The quality path's trace timeout (ms) when `quality.enabled`: llm, retrieval and
+    /// feedback spans are then also handed to it (see [`KafkaSource::take_quality`]), and
+    /// their offsets held until their quality windows are durable too.
+    pub quality_timeout_ms: Option<u64>,
     /// How long after its last window a span is still needed (ms): the alert rules' history
     /// and lifecycle (see `alerting`). A span's offset is committed, and a replayed span
     /// skipped, only once this much event time has passed its last window too.
@@ -155,6 +161,8 @@ struct Inner {
     partitions: BTreeMap<i32, Partition>,
     outbox: Rc<RefCell<Outbox>>,
     counters: Arc<Counters>,
+    /// Spans for the quality path, read since the last [`KafkaSource::take_quality`].
+    quality: Vec<QualityInput>,
 }
 
 /// What one activation of the source did.
@@ -227,11 +235,19 @@ impl KafkaSource {
                 partitions,
                 outbox,
                 counters,
+                quality: Vec::new(),
             },
             watermark: 0,
             all_idle_since: None,
             finished: false,
         })
+    }
+
+    /// Moves the spans read for the quality path (with `quality_timeout_ms`) since the last
+    /// call into `out`. They were read at the times of the activations that read them, so they
+    /// may be emitted at any time not after the source's current capability.
+    pub fn take_quality(&mut self, out: &mut Vec<QualityInput>) {
+        out.append(&mut self.inner.quality);
     }
 
     /// Reads up to `max_records` records into `out`, given the capability's time, and returns
@@ -448,15 +464,40 @@ impl Inner {
             }
         };
         Counters::inc(&self.counters.decoded);
-        let Some(facts) =
-            SpanFacts::from_span_priced(&span, &self.settings.dims, self.settings.keying.as_ref())
-        else {
-            Counters::inc(&self.counters.ignored_kind);
-            p.commits.consumed(offset, 0);
+        let facts =
+            SpanFacts::from_span_priced(&span, &self.settings.dims, self.settings.keying.as_ref());
+        // The quality path's share of the span: its generation/retrieval part for the trace
+        // join, its feedback part for the feedback join. Taken before the span is moved.
+        let mut quality = Vec::new();
+        let mut quality_end = 0;
+        if let Some(timeout) = self.settings.quality_timeout_ms {
+            let start_ms = span.start_ms();
+            quality_end = self.settings.views.last_window_end(start_ms)
+                + timeout
+                + self.settings.retention_ms;
+            if let Some(fb) = FeedbackInput::from_span(&span, &self.settings.dims) {
+                quality.push(QualityInput::Feedback(fb));
+            }
+            if let Some(t) = TraceSpan::from_span(span, &self.settings.dims) {
+                quality.push(QualityInput::Trace(t));
+            }
+        }
+        let Some(facts) = facts else {
+            if quality.is_empty() {
+                Counters::inc(&self.counters.ignored_kind);
+                p.commits.consumed(offset, 0);
+            } else if quality_end < self.settings.resume_ms {
+                Counters::inc(&self.counters.skipped_replay);
+                p.commits.consumed(offset, 0);
+            } else {
+                p.commits.consumed(offset, quality_end);
+                self.quality.extend(quality);
+            }
             return;
         };
-        let last_end =
-            self.settings.views.last_window_end(facts.start_ms) + self.settings.retention_ms;
+        let last_end = (self.settings.views.last_window_end(facts.start_ms)
+            + self.settings.retention_ms)
+            .max(quality_end);
         if last_end < self.settings.resume_ms {
             // Every window of this span was durable before the restart.
             Counters::inc(&self.counters.skipped_replay);
@@ -486,6 +527,7 @@ impl Inner {
         }
         p.commits.consumed(offset, last_end);
         out.push(facts);
+        self.quality.extend(quality);
     }
 
     fn dead_letter(

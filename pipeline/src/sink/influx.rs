@@ -681,6 +681,46 @@ impl Writer<AlertEvent> for InfluxWriter {
     }
 }
 
+impl Writer<crate::quality::QualityRecord> for InfluxWriter {
+    fn write(&mut self, batch: &[Arc<crate::quality::QualityRecord>]) -> Result<(), WriteError> {
+        self.write_records(batch, quality_lines)
+    }
+}
+
+/// The line of one quality record: measurement `{prefix}_quality` at the window start, tags
+/// `view` and the series dimensions, fields `answers_scored`i, `feedback_count`i and, when
+/// defined, `faithfulness_mean`, `faithfulness_p10`, `hallucination_rate`,
+/// `answer_relevance_mean`, `context_relevance_mean`, `negative_feedback_rate`,
+/// `feedback_mean_score`.
+pub fn quality_lines(r: &crate::quality::QualityRecord, prefix: &str, out: &mut String) {
+    let mut tags: Vec<(&str, &str)> = vec![("view", r.view.as_str())];
+    tags.extend(
+        r.series
+            .iter()
+            .filter(|(k, _)| !RESERVED_TAG_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    tags.sort_unstable();
+    let mut fields = vec![
+        ("answers_scored", Value::Int(r.answers_scored)),
+        ("feedback_count", Value::Int(r.feedback_count)),
+    ];
+    for (name, v) in [
+        ("faithfulness_mean", r.faithfulness_mean),
+        ("faithfulness_p10", r.faithfulness_p10),
+        ("hallucination_rate", r.hallucination_rate),
+        ("answer_relevance_mean", r.answer_relevance_mean),
+        ("context_relevance_mean", r.context_relevance_mean),
+        ("negative_feedback_rate", r.negative_feedback_rate),
+        ("feedback_mean_score", r.feedback_mean_score),
+    ] {
+        if let Some(v) = v {
+            fields.push((name, Value::Float(v)));
+        }
+    }
+    push_point(out, &format!("{prefix}_quality"), &tags, &fields, r.window_start_ms);
+}
+
 /// The line of one alert event: measurement `{prefix}_alert_events` at the evaluation time
 /// (the window end), tags `rule`, `severity`, `kind` and the group's labels (those named like a
 /// [`RESERVED_TAG_KEYS`] entry or like these tags are left out), fields `id`, `key`,

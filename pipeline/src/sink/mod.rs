@@ -135,7 +135,7 @@ pub fn durable_events<'scope>(
 /// The delivery operator: each input element `convert`ed to a record (or dropped), records
 /// of one time submitted to every sink as one ticket, the time's capability held until every
 /// sink acknowledged it.
-fn deliver<'scope, D, T>(
+pub fn deliver<'scope, D, T>(
     stream: timely::dataflow::StreamVec<'scope, u64, D>,
     name: &'static str,
     mut convert: impl FnMut(D, u64) -> Option<Arc<T>> + 'static,

@@ -653,6 +653,66 @@ impl Writer<glassbox_operators::alerts::AlertEvent> for RedisWriter {
     }
 }
 
+/// Sets a series' latest quality hash unless a later window was written already.
+/// KEYS: the hash. ARGV: window end, TTL, then field/value pairs.
+const QUALITY_SCRIPT: &str = r"
+local t = redis.call('HGET', KEYS[1], 'window_end_ms')
+if t and tonumber(t) > tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Quality records in Redis: `{prefix}:quality:{view}:{series}` (hash), the latest window's
+/// figures (`window_start_ms`, `window_end_ms`, `answers_scored`, `faithfulness_mean`,
+/// `faithfulness_p10`, `hallucination_rate`, `answer_relevance_mean`,
+/// `context_relevance_mean`, `feedback_count`, `negative_feedback_rate`,
+/// `feedback_mean_score`, `json`); a figure without data is absent. TTL `redis.ttl_secs`.
+impl Writer<crate::quality::QualityRecord> for RedisWriter {
+    fn write(&mut self, batch: &[Arc<crate::quality::QualityRecord>]) -> Result<(), WriteError> {
+        let mut pipe = ::redis::pipe();
+        for r in batch {
+            let mut cmd = ::redis::cmd("EVAL");
+            cmd.arg(QUALITY_SCRIPT)
+                .arg(1)
+                .arg(format!("{}:quality:{}:{}", self.prefix, r.view, r.key))
+                .arg(r.window_end_ms)
+                .arg(self.ttl_secs);
+            let mut fields: Vec<(&str, String)> = vec![
+                ("window_start_ms", r.window_start_ms.to_string()),
+                ("window_end_ms", r.window_end_ms.to_string()),
+                ("answers_scored", r.answers_scored.to_string()),
+                ("feedback_count", r.feedback_count.to_string()),
+            ];
+            for (name, v) in [
+                ("faithfulness_mean", r.faithfulness_mean),
+                ("faithfulness_p10", r.faithfulness_p10),
+                ("hallucination_rate", r.hallucination_rate),
+                ("answer_relevance_mean", r.answer_relevance_mean),
+                ("context_relevance_mean", r.context_relevance_mean),
+                ("negative_feedback_rate", r.negative_feedback_rate),
+                ("feedback_mean_score", r.feedback_mean_score),
+            ] {
+                if let Some(v) = v {
+                    fields.push((name, number(v)));
+                }
+            }
+            fields.push((
+                "json",
+                String::from_utf8(crate::sink::Record::to_json(r.as_ref())).expect("utf-8 json"),
+            ));
+            for (f, v) in fields {
+                cmd.arg(f).arg(v);
+            }
+            pipe.add_command(cmd);
+        }
+        pipe.ignore_errors();
+        let results = self.run(&pipe)?;
+        self.verdict(results.iter().filter_map(|r| r.as_ref().err()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
