@@ -87,10 +87,7 @@ fn feedback(trace: &str, i: u64, t_ms: u64, score: f64) -> (String, Vec<u8>) {
 fn flagged_answers_and_quality_records_hold_the_truth() {
     // The scorer glassbox will use: MiniLM for English, multilingual-e5 for Chinese.
     let mut config = glassbox::config::Config::default();
-    config.quality.chinese_model_dir = models()
-        .join("multilingual-e5-small")
-        .display()
-        .to_string();
+    config.quality.chinese_model_dir = models().join("multilingual-e5-small").display().to_string();
     let scorer = config.quality.scorer().unwrap_or_else(|e| {
         panic!("{e}: run integration/scripts/fetch-models.sh (test-all.sh does)")
     });
@@ -100,7 +97,10 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
     let all = cases();
     let mut by_case: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for c in &all {
-        by_case.entry(c["case"].as_str().unwrap().to_owned()).or_default().push(c);
+        by_case
+            .entry(c["case"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(c);
     }
     let mut chosen: Vec<(&Value, bool)> = Vec::new();
     let mut langs = BTreeSet::new();
@@ -129,7 +129,10 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
                 (*c, c["label"] == "unfaithful", s.hallucination)
             })
             .collect();
-        if verdicts.iter().all(|(_, unfaithful, flagged)| unfaithful == flagged) {
+        if verdicts
+            .iter()
+            .all(|(_, unfaithful, flagged)| unfaithful == flagged)
+        {
             *per_lang.entry(lang).or_default() += 1;
             for (c, unfaithful, _) in verdicts {
                 langs.insert(c["lang"].as_str().unwrap().to_owned());
@@ -137,13 +140,17 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
             }
         }
     }
-    assert!(chosen.len() >= 20, "enough cases the scorer gets right: {}", chosen.len());
+    assert!(
+        chosen.len() >= 20,
+        "enough cases the scorer gets right: {}",
+        chosen.len()
+    );
 
     let s_in = unique("quality-in");
     let flagged_topic = unique("quality-flagged");
     let quality_topic = unique("quality-records");
-    let influx_url =
-        std::env::var("GLASSBOX_TEST_INFLUX_V1_URL").expect("GLASSBOX_TEST_INFLUX_V1_URL is not set");
+    let influx_url = std::env::var("GLASSBOX_TEST_INFLUX_V1_URL")
+        .expect("GLASSBOX_TEST_INFLUX_V1_URL is not set");
     let influx_db = unique("quality").replace('-', "_");
     influx_query(&influx_url, "", &format!("CREATE DATABASE {influx_db}"));
     create_topic(&s_in, 4);
@@ -158,12 +165,23 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
         let i = i as u64;
         let trace = hex(0xfeed_0000 + i, 32);
         let t = t0 + 2_000 * i;
-        records.extend(rag_trace(&trace, i, t, case, ["acme", "globex"][i as usize % 2]));
+        records.extend(rag_trace(
+            &trace,
+            i,
+            t,
+            case,
+            ["acme", "globex"][i as usize % 2],
+        ));
         if *bad {
             unfaithful.insert(trace.clone());
         }
-        if i % 3 == 0 {
-            records.push(feedback(&trace, i, t + 20_000, if *bad { 0.0 } else { 1.0 }));
+        if i.is_multiple_of(3) {
+            records.push(feedback(
+                &trace,
+                i,
+                t + 20_000,
+                if *bad { 0.0 } else { 1.0 },
+            ));
             feedback_expected.0 += 1;
             feedback_expected.1 += i64::from(*bad);
         }
@@ -184,7 +202,10 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
         .env("GLASSBOX_KAFKA__DEADLETTER_TOPIC", unique("quality-dlq"))
         .env("GLASSBOX_KAFKA__ALERTS_TOPIC", unique("quality-alerts"))
         .env("GLASSBOX_QUALITY__ENABLED", "true")
-        .env("GLASSBOX_QUALITY__CHINESE_MODEL_DIR", &config.quality.chinese_model_dir)
+        .env(
+            "GLASSBOX_QUALITY__CHINESE_MODEL_DIR",
+            &config.quality.chinese_model_dir,
+        )
         .env("GLASSBOX_QUALITY__FLAGGED_TOPIC", &flagged_topic)
         .env("GLASSBOX_QUALITY__QUALITY_TOPIC", &quality_topic)
         .env("GLASSBOX_QUALITY__TRACE_TIMEOUT_MS", "10000")
@@ -204,7 +225,10 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(300), "glassbox did not finish");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "glassbox did not finish"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(status.success());
@@ -215,7 +239,10 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
     for r in &flagged {
         let v: Value = serde_json::from_slice(&r.payload).unwrap();
         assert!(v["scores"]["hallucination"].as_bool().unwrap());
-        assert!(v["scores"]["least_supported_text"].is_null(), "no answer text in outputs");
+        assert!(
+            v["scores"]["least_supported_text"].is_null(),
+            "no answer text in outputs"
+        );
         assert_eq!(v["retrieval_span_ids"].as_array().unwrap().len(), 1);
         got.insert(v["trace_id"].as_str().unwrap().to_owned());
     }
@@ -244,7 +271,11 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
     }
     assert_eq!(answers, chosen.len() as i64, "every answer scored once");
     assert_eq!(hallucinations.round() as usize, unfaithful.len());
-    assert_eq!((fb, fb_negative.round() as i64), feedback_expected, "feedback joined by trace");
+    assert_eq!(
+        (fb, fb_negative.round() as i64),
+        feedback_expected,
+        "feedback joined by trace"
+    );
 
     // InfluxDB carries the same.
     let points = influx_points(&influx_url, &influx_db, "glassbox_quality");

@@ -71,10 +71,9 @@ impl AlertsConfig {
 
     /// Checks the section; the error names the field.
     pub fn validate(&self, dims: &Dimensions, views: &Views) -> Result<(), ConfigError> {
-        if !self.alertmanager_url.is_empty()
-            && !(self.alertmanager_url.starts_with("http://")
-                || self.alertmanager_url.starts_with("https://"))
-        {
+        let url = &self.alertmanager_url;
+        let http = url.starts_with("http://") || url.starts_with("https://");
+        if !url.is_empty() && !http {
             return Err(ConfigError::Invalid {
                 field: "alerts.alertmanager_url",
                 message: format!("must be an http(s) URL, got `{}`", self.alertmanager_url),

@@ -62,6 +62,11 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Answer quality tools.
+    Faithfulness {
+        #[command(subcommand)]
+        command: FaithfulnessCommand,
+    },
     /// Show or check configuration.
     Config {
         /// Print the default configuration as TOML.
@@ -70,6 +75,21 @@ enum Command {
         /// Check this file (with env overrides) and print the effective configuration.
         #[arg(long)]
         check: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaithfulnessCommand {
+    /// Score labelled cases with the configured model and scorer, and print AUC (overall, per
+    /// language, subtle/blatant), the score distribution and suggested thresholds per language.
+    /// One JSON object per line: `{"question", "chunks": [..], "answer",
+    /// "label": "faithful"|"unfaithful", "lang"?, "kind"?}`.
+    Eval {
+        /// The labelled JSONL file.
+        file: PathBuf,
+        /// TOML configuration file (its `[quality]` section picks the models and thresholds).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -119,6 +139,16 @@ pub fn main() -> ExitCode {
             seed,
         } => crate::loadgen::publish(&brokers, &topic, rate, count, seed, &handles.shutdown)
             .map_err(|e| e.to_string()),
+        Command::Faithfulness {
+            command: FaithfulnessCommand::Eval { file, config },
+        } => Config::load(config.as_deref(), std::env::vars())
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.quality.scorer().map_err(|e| e.to_string()))
+            .and_then(|scorer| {
+                glassbox_quality::run_eval(&file, &scorer)
+                    .map(|report| print!("{report}"))
+                    .map_err(|e| e.to_string())
+            }),
         Command::Config {
             print_default,
             check,

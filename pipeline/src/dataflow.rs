@@ -23,21 +23,21 @@ use timely::dataflow::operators::generic::operator::source;
 use crate::config::Config;
 use crate::offsets::CommitBoard;
 use crate::outbox::{Outbox, Tag};
-use crate::sink::influx::InfluxWriter;
-use crate::sink::kafka::KafkaSink;
-use crate::sink::redis::RedisWriter;
-use crate::sink::threaded::{BatchSettings, OnReject, OnRetry, ThreadedSink};
 use crate::quality::{
     FlaggedRecord, QualityCounters, QualityFact, QualityInput, QualityRecord, ScoredItem,
     ScoringPool, quality_windows, score_items,
 };
+use crate::sink::influx::InfluxWriter;
+use crate::sink::kafka::KafkaSink;
+use crate::sink::redis::RedisWriter;
+use crate::sink::threaded::{BatchSettings, OnReject, OnRetry, ThreadedSink};
 use crate::sink::{Sink, deliver, durable_events, durable_sinks};
+use crate::source::{KafkaSource, SourceSettings};
+use crate::telemetry::Counters;
 use glassbox_operators::{
     FeedbackCounters, TraceJoinConfig, TraceJoinCounters, feedback_join, trace_join,
 };
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
-use crate::source::{KafkaSource, SourceSettings};
-use crate::telemetry::Counters;
 
 /// Why the pipeline could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -144,8 +144,14 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
             config.kafka.output_partitions,
         ),
         (&config.kafka.alerts_topic, config.kafka.output_partitions),
-        (&config.quality.flagged_topic, config.kafka.output_partitions),
-        (&config.quality.quality_topic, config.kafka.output_partitions),
+        (
+            &config.quality.flagged_topic,
+            config.kafka.output_partitions,
+        ),
+        (
+            &config.quality.quality_topic,
+            config.kafka.output_partitions,
+        ),
         // One partition per process of a timely cluster; a single process uses partition 0.
         (&config.kafka.state_topic, 1),
     ];
@@ -631,7 +637,11 @@ fn quality_path<'scope>(
         sinks.flagged.clone(),
         |_| {},
     );
-    let feedback = feedback_join(feedback, &config.quality.feedback(), shared.feedback.clone());
+    let feedback = feedback_join(
+        feedback,
+        &config.quality.feedback(),
+        shared.feedback.clone(),
+    );
     let facts = scored
         .map(QualityFact::Scored)
         .concat(feedback.map(QualityFact::Feedback));
@@ -672,10 +682,9 @@ fn quality_sinks(
         )))
     };
     let (flagged_outbox, records_outbox) = (new_outbox()?, new_outbox()?);
-    let flagged: Vec<Box<dyn Sink<FlaggedRecord>>> = vec![Box::new(KafkaSink::<FlaggedRecord>::new(
-        flagged_outbox.clone(),
-        &config.quality.flagged_topic,
-    ))];
+    let flagged: Vec<Box<dyn Sink<FlaggedRecord>>> = vec![Box::new(
+        KafkaSink::<FlaggedRecord>::new(flagged_outbox.clone(), &config.quality.flagged_topic),
+    )];
     let mut records: Vec<Box<dyn Sink<QualityRecord>>> = vec![Box::new(
         KafkaSink::<QualityRecord>::new(records_outbox.clone(), &config.quality.quality_topic),
     )];
@@ -793,9 +802,7 @@ fn run_worker(
         rewind: config.source.resume_rewind_records,
         keying: prices.as_ref().map(|(_, k)| k.as_ref().clone()),
         retention_ms: rules.as_deref().map_or(0, alert_retention_ms),
-        quality_timeout_ms: quality
-            .as_ref()
-            .map(|_| config.quality.trace_timeout_ms),
+        quality_timeout_ms: quality.as_ref().map(|_| config.quality.trace_timeout_ms),
     };
     let decoder = JsonDecoder::new(config.decode.limits()).with_text(config.quality.text());
     let src = KafkaSource::new(
@@ -878,9 +885,9 @@ fn run_worker(
                     counters.clone(),
                 )
             });
-        let quality_probe = quality.as_ref().map(|q| {
-            quality_path(scope, gate, q, config, &views, &dims, resume_ms, &counters)
-        });
+        let quality_probe = quality
+            .as_ref()
+            .map(|q| quality_path(scope, gate, q, config, &views, &dims, resume_ms, &counters));
         (metrics_probe, alerts_probe, quality_probe)
     });
     let (probe, alerts_probe, quality_probe) = probe;
@@ -935,6 +942,15 @@ fn run_worker(
         }
         if index == 0 && !log_every.is_zero() && last_log.elapsed() >= log_every {
             tracing::info!(counters = ?counters.snapshot(), durable_ms = ?durable(), "pipeline");
+            if let Some((shared, _)) = &quality {
+                tracing::info!(
+                    answers = ?shared.counters.snapshot(),
+                    scored_fraction = shared.counters.scored_fraction(),
+                    traces = ?shared.joins.snapshot(),
+                    feedback = ?shared.feedback.snapshot(),
+                    "quality"
+                );
+            }
             last_log = Instant::now();
         }
     }

@@ -56,7 +56,8 @@ pub struct QualityConfig {
     /// `~/.cache/glassbox/models`).
     pub model_dir: String,
     /// Folder of a multilingual model (multilingual-e5-small, with the `"query: "` prefix) for
-    /// Chinese answers; `""`: the English model scores every answer.
+    /// Chinese answers; `""`: `multilingual-e5-small` under the models folder when it is
+    /// installed there, else the English model scores every answer.
     pub chinese_model_dir: String,
     /// Scoring thresholds and penalty (`threshold_en`, `threshold_zh`, `penalty`, …).
     pub score: glassbox_quality::ScoreConfig,
@@ -144,7 +145,10 @@ impl QualityConfig {
             return bad("quality.trace_timeout_ms", "must be positive".into());
         }
         if self.threads == 0 || self.queue_capacity == 0 {
-            return bad("quality.threads", "threads and queue_capacity must be positive".into());
+            return bad(
+                "quality.threads",
+                "threads and queue_capacity must be positive".into(),
+            );
         }
         if self.flagged_topic.trim().is_empty() || self.quality_topic.trim().is_empty() {
             return bad("quality.flagged_topic", "topics must not be empty".into());
@@ -159,23 +163,31 @@ impl QualityConfig {
         } else {
             glassbox_quality::EmbedderConfig::from_dir(&self.model_dir)
         };
-        let embedder = glassbox_quality::Embedder::new(english).map_err(|e| ConfigError::Invalid {
-            field: "quality.model_dir",
-            message: format!("{e} (run integration/scripts/fetch-models.sh)"),
-        })?;
+        let embedder =
+            glassbox_quality::Embedder::new(english).map_err(|e| ConfigError::Invalid {
+                field: "quality.model_dir",
+                message: format!("{e} (run integration/scripts/fetch-models.sh)"),
+            })?;
         let mut scorer = glassbox_quality::Scorer::new(Arc::new(embedder), self.score.clone())
             .map_err(|e| ConfigError::Invalid {
                 field: "quality.score",
                 message: e.to_string(),
             })?;
-        if !self.chinese_model_dir.is_empty() {
-            let mut e5 = glassbox_quality::EmbedderConfig::from_dir(&self.chinese_model_dir);
+        let installed = glassbox_quality::models_dir().join(glassbox_quality::embed::E5_DIR);
+        let chinese_dir = if !self.chinese_model_dir.is_empty() {
+            Some(std::path::PathBuf::from(&self.chinese_model_dir))
+        } else {
+            installed.join("model.onnx").exists().then_some(installed)
+        };
+        if let Some(dir) = chinese_dir {
+            let mut e5 = glassbox_quality::EmbedderConfig::from_dir(&dir);
             e5.prefix = "query: ".into();
             e5.max_length = 512;
-            let chinese = glassbox_quality::Embedder::new(e5).map_err(|e| ConfigError::Invalid {
-                field: "quality.chinese_model_dir",
-                message: e.to_string(),
-            })?;
+            let chinese =
+                glassbox_quality::Embedder::new(e5).map_err(|e| ConfigError::Invalid {
+                    field: "quality.chinese_model_dir",
+                    message: e.to_string(),
+                })?;
             scorer = scorer.with_chinese(Arc::new(chinese));
         }
         Ok(scorer)
@@ -219,11 +231,17 @@ pub struct Scores {
 pub trait AnswerScorer: Send + Sync + 'static {
     /// The scores of `answer` given `query` and `chunks`; `Err` with a message when the model
     /// fails (counted, the item is not scored).
-    fn score(&self, query: Option<&str>, chunks: &[String], answer: &str) -> Result<Scores, String>;
+    fn score(&self, query: Option<&str>, chunks: &[String], answer: &str)
+    -> Result<Scores, String>;
 }
 
 impl AnswerScorer for glassbox_quality::Scorer {
-    fn score(&self, query: Option<&str>, chunks: &[String], answer: &str) -> Result<Scores, String> {
+    fn score(
+        &self,
+        query: Option<&str>,
+        chunks: &[String],
+        answer: &str,
+    ) -> Result<Scores, String> {
         let chunks: Vec<&str> = chunks.iter().map(String::as_str).collect();
         let s = glassbox_quality::Scorer::score(self, query.unwrap_or(""), &chunks, answer)
             .map_err(|e| e.to_string())?;
@@ -245,7 +263,11 @@ impl AnswerScorer for glassbox_quality::Scorer {
             ungrounded: s
                 .sentences
                 .iter()
-                .flat_map(|x| x.ungrounded.iter().map(|u| format!("{:?}", u.kind).to_lowercase()))
+                .flat_map(|x| {
+                    x.ungrounded
+                        .iter()
+                        .map(|u| format!("{:?}", u.kind).to_lowercase())
+                })
                 .collect(),
         })
     }
@@ -289,11 +311,17 @@ impl QualityCounters {
     }
 }
 
+/// A scoring thread's answer: the job id and the scores (or why there are none).
+type Reply = (u64, Result<Scores, String>);
+
+/// Open quality windows by end: the capability to emit at the end, and sums per (view, series).
+type OpenWindows = BTreeMap<u64, (Capability<u64>, HashMap<(u8, Series), QualityAcc>)>;
+
 /// One scoring job: the item, and where its result goes.
 struct Job {
     id: u64,
     item: Arc<RagItem>,
-    reply: Sender<(u64, Result<Scores, String>)>,
+    reply: Sender<Reply>,
 }
 
 /// The scoring threads, shared by every worker, fed through a bounded queue.
@@ -323,7 +351,8 @@ impl ScoringPool {
                             Err(_) => return,
                         };
                         let item = &job.item;
-                        let result = scorer.score(item.query.as_deref(), &item.chunks, &item.answer);
+                        let result =
+                            scorer.score(item.query.as_deref(), &item.chunks, &item.answer);
                         let _ = job.reply.send((job.id, result));
                     }
                 })
@@ -373,7 +402,7 @@ pub fn score_items<'scope>(
     let scope = items.scope();
     items.unary(Pipeline, "ScoreAnswers", move |_cap, info| {
         let activator = scope.activator_for(info.address);
-        let (reply, results): (Sender<(u64, Result<Scores, String>)>, Receiver<_>) = channel();
+        let (reply, results): (Sender<Reply>, Receiver<Reply>) = channel();
         let mut next_id = 0u64;
         // id → (item, its time); time → (capability, items in flight)
         let mut flying: HashMap<u64, (Arc<RagItem>, u64)> = HashMap::new();
@@ -417,8 +446,12 @@ pub fn score_items<'scope>(
                 }
             });
             while let Ok((id, result)) = results.try_recv() {
-                let Some((item, time)) = flying.remove(&id) else { continue };
-                let entry = held.get_mut(&time).expect("a capability per time in flight");
+                let Some((item, time)) = flying.remove(&id) else {
+                    continue;
+                };
+                let entry = held
+                    .get_mut(&time)
+                    .expect("a capability per time in flight");
                 match result {
                     Ok(scores) => {
                         counters.scored.fetch_add(1, Ordering::Relaxed);
@@ -505,7 +538,10 @@ impl QualityAcc {
                 self.faithfulness_ppm += f;
                 // Support is in [-1, 1]: shifted by 1 so the sketch sees a positive value.
                 let shifted = u64::try_from(f + 1_000_000).unwrap_or(0);
-                *self.faithfulness_buckets.entry(bucket_of(shifted)).or_default() += 1;
+                *self
+                    .faithfulness_buckets
+                    .entry(bucket_of(shifted))
+                    .or_default() += 1;
                 self.hallucinations += i64::from(sc.hallucination);
                 if let Some(r) = sc.answer_relevance {
                     self.answer_relevance_n += 1;
@@ -593,7 +629,14 @@ fn mean(sum_ppm: i64, n: i64) -> Option<f64> {
 }
 
 impl QualityRecord {
-    fn new(view: &str, length: u64, end: u64, series: &Series, dims: &Dimensions, acc: &QualityAcc) -> Self {
+    fn new(
+        view: &str,
+        length: u64,
+        end: u64,
+        series: &Series,
+        dims: &Dimensions,
+        acc: &QualityAcc,
+    ) -> Self {
         let names = dims.names();
         Self {
             schema_version: 1,
@@ -650,8 +693,7 @@ pub fn quality_windows<'scope>(
         "QualityWindows",
         move |_cap, _info| {
             // window end → (capability, (view, series) → sums)
-            let mut open: BTreeMap<u64, (Capability<u64>, HashMap<(u8, Series), QualityAcc>)> =
-                BTreeMap::new();
+            let mut open: OpenWindows = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     for fact in data.drain(..) {

@@ -278,17 +278,17 @@ fn a_new_table_reprices_the_current_month_only() {
 
     board.publish(new.clone());
     // No record needed: the writer's idle housekeeping re-prices.
-    w.idle();
+    Writer::<Keyed>::idle(&mut w);
     // November (the current month: the latest pane counted is in it) is re-priced, the
     // unpriced model leaves `unpriced`; October keeps its prices.
     assert_eq!(stored(&mut con, &prefix), expected(&records, &old, &new));
     // Re-pricing is idempotent, and so is a later replay.
-    w.idle();
+    Writer::<Keyed>::idle(&mut w);
     w.write(&records).unwrap();
     assert_eq!(stored(&mut con, &prefix), expected(&records, &old, &new));
     // Back to the old table: November returns to exactly what it was.
     board.publish(old.clone());
-    w.idle();
+    Writer::<Keyed>::idle(&mut w);
     assert_eq!(stored(&mut con, &prefix), expected(&records, &old, &old));
 }
 

@@ -718,7 +718,13 @@ pub fn quality_lines(r: &crate::quality::QualityRecord, prefix: &str, out: &mut 
             fields.push((name, Value::Float(v)));
         }
     }
-    push_point(out, &format!("{prefix}_quality"), &tags, &fields, r.window_start_ms);
+    push_point(
+        out,
+        &format!("{prefix}_quality"),
+        &tags,
+        &fields,
+        r.window_start_ms,
+    );
 }
 
 /// The line of one alert event: measurement `{prefix}_alert_events` at the evaluation time
