@@ -304,10 +304,23 @@ impl Scorer {
         let evidence_vecs = embedder.embed_cached(&evidence)?;
 
         let answer_sentences = sentences::units(answer, self.config.min_words);
-        let mut own: Vec<&str> = vec![query, answer];
+        // Query, answer and its sentences, each distinct text embedded once (a one-sentence
+        // answer is its own sentence).
+        let mut own: Vec<&str> = vec![query, answer.trim()];
         own.extend(&answer_sentences);
-        let own_vecs = embedder.embed_batch(&own)?;
-        let (query_vec, answer_vec, sentence_vecs) = (&own_vecs[0], &own_vecs[1], &own_vecs[2..]);
+        let mut distinct: Vec<&str> = Vec::new();
+        let slot: Vec<usize> = own
+            .iter()
+            .map(|t| {
+                distinct.iter().position(|d| d == t).unwrap_or_else(|| {
+                    distinct.push(t);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let vecs = embedder.embed_batch(&distinct)?;
+        let own_vecs: Vec<&Vec<f32>> = slot.iter().map(|&k| &vecs[k]).collect();
+        let (query_vec, answer_vec, sentence_vecs) = (own_vecs[0], own_vecs[1], &own_vecs[2..]);
 
         let mut grounding_texts = chunks.clone();
         if self.config.ground_in_query {
