@@ -283,9 +283,11 @@ impl Embedder {
             path: config.model.clone(),
             reason,
         };
-        // Exported value_info may claim shapes broadcasting never produces (MiniLM says the
-        // attention mask is [batch, 1, seq, seq], it is [batch, 1, 1, seq]): shapes are inferred.
-        let onnx = tract_onnx::onnx().with_ignore_value_info(true);
+        // Graph input facts (names, symbolic dims) are kept as exported. tract-core is built
+        // without debug assertions (workspace Cargo.toml): with them its plan re-checks every
+        // value against a static fact, and MiniLM's optimised attention mask fails that check
+        // while computing the right value.
+        let onnx = tract_onnx::onnx();
         let mut proto = onnx
             .proto_model_for_path(&config.model)
             .map_err(|e| model_err(format!("{e:#}")))?;

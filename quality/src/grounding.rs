@@ -707,8 +707,7 @@ fn unit_after(rest: &str) -> Option<(Unit, f64, usize)> {
         .chars()
         .take_while(|c| c.is_ascii_alphabetic())
         .collect();
-    if let Some(after) = trimmed.strip_prefix("per cent") {
-        let _ = after;
+    if trimmed.starts_with("per cent") {
         return Some((Unit::Percent, 1.0, skipped + "per cent".len()));
     }
     let (u, f) = unit_word(&word.to_lowercase())?;
