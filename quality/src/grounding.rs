@@ -37,6 +37,8 @@ pub enum ItemKind {
     Date,
     Identifier,
     Name,
+    /// A clause whose negation differs from the chunk clause it copies ([`crate::polarity`]).
+    Polarity,
 }
 
 /// A checkable fact found in a text.
@@ -139,6 +141,8 @@ impl Evidence {
     /// Whether `item` is stated by the evidence (rules in the module docs).
     pub fn supports(&self, item: &Item) -> bool {
         match item.kind {
+            // Polarity items come from crate::polarity, never from the evidence.
+            ItemKind::Polarity => false,
             ItemKind::Identifier => self.text.contains(&item.text.to_lowercase()),
             ItemKind::Name => {
                 let lower = item.text.to_lowercase();
@@ -511,6 +515,18 @@ pub fn extract(text: &str) -> Vec<Item> {
     items.into_iter().map(|(_, i)| i).collect()
 }
 
+impl Item {
+    /// A polarity conflict: `text` is the answer clause, `key` the chunk clause it contradicts.
+    pub fn polarity(answer_clause: &str, chunk_clause: &str) -> Item {
+        Item {
+            kind: ItemKind::Polarity,
+            text: answer_clause.to_string(),
+            key: format!("contradicts: {chunk_clause}"),
+            ..blank()
+        }
+    }
+}
+
 fn blank() -> Item {
     Item {
         kind: ItemKind::Name,
@@ -691,8 +707,7 @@ fn unit_after(rest: &str) -> Option<(Unit, f64, usize)> {
         .chars()
         .take_while(|c| c.is_ascii_alphabetic())
         .collect();
-    if let Some(after) = trimmed.strip_prefix("per cent") {
-        let _ = after;
+    if trimmed.starts_with("per cent") {
         return Some((Unit::Percent, 1.0, skipped + "per cent".len()));
     }
     let (u, f) = unit_word(&word.to_lowercase())?;

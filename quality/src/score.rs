@@ -9,7 +9,8 @@
 //! evidence    E = chunks ∪ sentences of each chunk (when chunk_sentences, the default)
 //! cosine_i    = max_{x ∈ E} cos(s_i, x)                       (0 when there are no chunks)
 //! ungrounded_i = numbers, dates, identifiers, names of s_i not stated by the chunks
-//!                                                             (crate::grounding)
+//!                (crate::grounding), plus clauses of s_i whose negation differs from the
+//!                chunk clause they copy (crate::polarity, when polarity_check)
 //! support_i   = clamp(cosine_i − penalty · min(|ungrounded_i|, max_penalized), −1, 1)
 //! unsupported_i ⇔ support_i < threshold(lang)
 //!
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::embed::{EmbedError, Embedder, Embedding};
 use crate::grounding::{Evidence, Item};
+use crate::polarity::Polarity;
 use crate::sentences;
 
 /// The language an answer is scored in.
@@ -106,6 +108,10 @@ pub struct ScoreConfig {
     /// Compare answer sentences with each chunk sentence as well as whole chunks. Default true.
     #[serde(default = "default_true")]
     pub chunk_sentences: bool,
+    /// Count a clause that flips the negation of the chunk clause it copies as an ungrounded
+    /// item ([`crate::polarity`]). Default true.
+    #[serde(default = "default_true")]
+    pub polarity_check: bool,
     /// Accept facts stated by the question as grounded (the answer may repeat them).
     /// Default true.
     #[serde(default = "default_true")]
@@ -140,6 +146,7 @@ impl Default for ScoreConfig {
             max_penalized: default_max_penalized(),
             min_words: default_min_words(),
             chunk_sentences: true,
+            polarity_check: true,
             ground_in_query: true,
         }
     }
@@ -297,21 +304,42 @@ impl Scorer {
         let evidence_vecs = embedder.embed_cached(&evidence)?;
 
         let answer_sentences = sentences::units(answer, self.config.min_words);
-        let mut own: Vec<&str> = vec![query, answer];
+        // Query, answer and its sentences, each distinct text embedded once (a one-sentence
+        // answer is its own sentence).
+        let mut own: Vec<&str> = vec![query, answer.trim()];
         own.extend(&answer_sentences);
-        let own_vecs = embedder.embed_batch(&own)?;
-        let (query_vec, answer_vec, sentence_vecs) = (&own_vecs[0], &own_vecs[1], &own_vecs[2..]);
+        let mut distinct: Vec<&str> = Vec::new();
+        let slot: Vec<usize> = own
+            .iter()
+            .map(|t| {
+                distinct.iter().position(|d| d == t).unwrap_or_else(|| {
+                    distinct.push(t);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let vecs = embedder.embed_batch(&distinct)?;
+        let own_vecs: Vec<&Vec<f32>> = slot.iter().map(|&k| &vecs[k]).collect();
+        let (query_vec, answer_vec, sentence_vecs) = (own_vecs[0], own_vecs[1], &own_vecs[2..]);
 
         let mut grounding_texts = chunks.clone();
         if self.config.ground_in_query {
             grounding_texts.push(query);
         }
         let facts = Evidence::new(&grounding_texts);
+        let polarity = self.config.polarity_check.then(|| Polarity::new(&chunks));
         let threshold = self.config.threshold(lang);
         let mut scored = Vec::with_capacity(answer_sentences.len());
         for (text, v) in answer_sentences.iter().zip(sentence_vecs) {
             let (cosine, best_chunk) = best_match(v, &evidence_vecs, &owner);
-            let ungrounded = facts.ungrounded(text);
+            let mut ungrounded = facts.ungrounded(text);
+            if let Some(p) = &polarity {
+                ungrounded.extend(
+                    p.conflicts(text)
+                        .iter()
+                        .map(|c| Item::polarity(&c.answer_clause, &c.chunk_clause)),
+                );
+            }
             let support = self.config.support(cosine, ungrounded.len());
             scored.push(SentenceScore {
                 text: text.to_string(),

@@ -28,7 +28,7 @@ pub fn split(text: &str) -> Vec<&str> {
     let mut start = 0usize;
     let mut i = 0usize;
     while i < chars.len() {
-        let (pos, c) = chars[i];
+        let c = chars[i].1;
         let boundary = match c {
             '\n' | '\r' => Some(i + 1),
             '。' | '！' | '？' | '；' | '．' => Some(after_closers(&chars, i + 1)),
@@ -59,7 +59,6 @@ pub fn split(text: &str) -> Vec<&str> {
             start = end;
             i = end_idx;
         } else {
-            let _ = pos;
             i += 1;
         }
     }
