@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The single test command of glassbox: ./integration/scripts/test-all.sh [cargo test args...]
-# Installs what is missing (install.sh, fetch-models.sh), starts a private stack (tansu, redis, influxdb,
+# Installs what is missing (install.sh, which also fetches the embedding models), starts a private stack (tansu, redis, influxdb,
 # victoria-metrics) on free ports in a fresh temp dir, exports its GLASSBOX_TEST_* variables,
 # runs clippy when GLASSBOX_LINT=1 or CI=true, then `cargo test --workspace "$@"`.
 # The stack is always stopped on exit; the exit code is cargo's.
@@ -14,9 +14,6 @@ section() { printf '\n==== %s ====\n' "$*"; }
 
 section "install (integration/scripts/install.sh)"
 bash "$SCRIPT_DIR/install.sh" 2>&1
-
-section "embedding models (integration/scripts/fetch-models.sh)"
-bash "$SCRIPT_DIR/fetch-models.sh" 2>&1
 
 # A stack of our own, so a developer's .stack (or a second test-all run) is never touched.
 STACK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/glassbox-test-stack.XXXXXX")"
