@@ -351,9 +351,14 @@ type PaneParts = BTreeMap<Part, i64>;
 
 #[derive(Default)]
 struct GroupState {
-    /// Pane end → merged parts, within the rule's history.
+    /// Pane end → merged parts, within the rule's history (plus one pane, so that a frame's
+    /// running sum can subtract the pane that leaves it).
     panes: BTreeMap<u64, PaneParts>,
     phase: Phase,
+    /// Per frame, the merged parts of its window at the last evaluation (by window end): the
+    /// next evaluation, one pane later, adds the pane that enters and subtracts the one that
+    /// leaves instead of merging every pane again.
+    running: HashMap<Frame, (u64, PaneParts)>,
 }
 
 impl GroupState {
@@ -368,14 +373,45 @@ impl GroupState {
         panes.map(|(_, p)| p)
     }
 
-    /// The merged parts of the panes in `(start, end]` by pane end, i.e. the window `[start, end)`.
-    fn window(&self, start: u64, end: u64) -> WindowMetrics {
-        let mut merged: PaneParts = BTreeMap::new();
-        for parts in self.panes_of(start, end) {
-            for (part, n) in parts {
-                *merged.entry(part.clone()).or_default() += n;
+    /// The merged parts of the panes in `(start, end]` by pane end, i.e. the window `[start, end)`
+    /// of `frame`, `w` after its previous evaluation when its running sum can be advanced.
+    ///
+    /// Panes are complete when evaluated (the frontier has passed their end), so a window one
+    /// pane later differs from the previous one by exactly the pane ending at `end` (in) and the
+    /// pane ending at `start` (out); parts are exact integers, so the running sum equals the
+    /// merge of the window's panes, and parts that reach zero are removed as a merge would
+    /// never have made them.
+    fn window(&mut self, frame: Frame, start: u64, end: u64, w: u64) -> WindowMetrics {
+        let advance = matches!(self.running.get(&frame), Some((last, _)) if *last + w == end && start >= w);
+        if advance {
+            let (last, merged) = self.running.get_mut(&frame).expect("checked");
+            let mut apply = |parts: &PaneParts, sign: i64| {
+                for (part, n) in parts {
+                    let slot = merged.entry(part.clone()).or_default();
+                    *slot += sign * n;
+                    if *slot == 0 {
+                        merged.remove(part);
+                    }
+                }
+            };
+            if let Some(p) = self.panes.get(&end) {
+                apply(p, 1);
             }
+            if let Some(p) = self.panes.get(&start) {
+                apply(p, -1);
+            }
+            *last = end;
+        } else {
+            let mut merged: PaneParts = BTreeMap::new();
+            for parts in self.panes_of(start, end) {
+                for (part, n) in parts {
+                    *merged.entry(part.clone()).or_default() += n;
+                }
+            }
+            merged.retain(|_, n| *n != 0);
+            self.running.insert(frame, (end, merged));
         }
+        let merged = &self.running[&frame].1;
         WindowMetrics::from_parts(merged.iter().map(|(p, n)| (p, *n)))
     }
 
@@ -390,7 +426,13 @@ impl GroupState {
 }
 
 /// Evaluates `rule` for one group at `at_ms` and advances its lifecycle.
-fn evaluate(rule: &Rule, group: &Series, state: &mut GroupState, at_ms: u64) -> Option<AlertEvent> {
+fn evaluate(
+    rule: &Rule,
+    group: &Series,
+    state: &mut GroupState,
+    at_ms: u64,
+    w: u64,
+) -> Option<AlertEvent> {
     let main = rule.main_frame();
     let (start, end) = main
         .at(at_ms)
@@ -403,7 +445,7 @@ fn evaluate(rule: &Rule, group: &Series, state: &mut GroupState, at_ms: u64) -> 
     let windows: HashMap<Frame, WindowMetrics> = rule
         .frames()
         .iter()
-        .filter_map(|f| f.at(at_ms).map(|(s, e)| (*f, state.window(s, e))))
+        .filter_map(|f| f.at(at_ms).map(|(s, e)| (*f, state.window(*f, s, e, w))))
         .collect();
     let evaluation = rule.evaluate(|f| windows.get(&f).unwrap_or(&empty));
     let transition = state.phase.step(
@@ -479,6 +521,11 @@ pub fn alerts<'scope>(
                     for batch in data {
                         for ((key, part), time, n) in batch.drain(..) {
                             if key.view != pane_view || key.end_ms != time {
+                                continue;
+                            }
+                            // Token sums by price key feed the pricing join, not any figure
+                            // (`cost_usd` reads the `Cost` parts): not carried into the state.
+                            if matches!(part, Part::Tokens(..) | Part::Unpriced(_)) {
                                 continue;
                             }
                             if current.as_ref().is_none_or(|(s, _)| *s != key.series) {
@@ -579,9 +626,11 @@ pub fn alerts<'scope>(
                         for key in keys {
                             let rule = &rules.rules[key.0 as usize];
                             let state = groups.get_mut(&key).expect("listed");
-                            events.extend(evaluate(rule, &key.1, state, next));
-                            // Panes ending at or before `next + w − history` are not read at `next + w` or later.
-                            let horizon = (next + w).saturating_sub(rule.history_ms());
+                            events.extend(evaluate(rule, &key.1, state, next, w));
+                            // Panes ending at or before `next + w − history` are not read at
+                            // `next + w` or later; the one ending at `next + w − history` is kept
+                            // one pane longer, for the running sums to subtract it.
+                            let horizon = next.saturating_sub(rule.history_ms());
                             while state
                                 .panes
                                 .first_key_value()
