@@ -382,7 +382,8 @@ impl GroupState {
     /// merge of the window's panes, and parts that reach zero are removed as a merge would
     /// never have made them.
     fn window(&mut self, frame: Frame, start: u64, end: u64, w: u64) -> WindowMetrics {
-        let advance = matches!(self.running.get(&frame), Some((last, _)) if *last + w == end && start >= w);
+        let advance =
+            matches!(self.running.get(&frame), Some((last, _)) if *last + w == end && start >= w);
         if advance {
             let (last, merged) = self.running.get_mut(&frame).expect("checked");
             let mut apply = |parts: &PaneParts, sign: i64| {

@@ -144,17 +144,16 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
             config.kafka.output_partitions,
         ),
         (&config.kafka.alerts_topic, config.kafka.output_partitions),
-        (
-            &config.quality.flagged_topic,
-            config.kafka.output_partitions,
-        ),
-        (
-            &config.quality.quality_topic,
-            config.kafka.output_partitions,
-        ),
         // One partition per process of a timely cluster; a single process uses partition 0.
         (&config.kafka.state_topic, 1),
     ];
+    // The quality path's topics, only when it is on.
+    let quality = [&config.quality.flagged_topic, &config.quality.quality_topic]
+        .map(|t| (t, config.kafka.output_partitions));
+    let wanted: Vec<_> = wanted
+        .into_iter()
+        .chain(quality.into_iter().filter(|_| config.quality.enabled))
+        .collect();
     let missing: Vec<NewTopic<'_>> = wanted
         .iter()
         .filter(|(t, _)| !existing.contains(&t.as_str()))
@@ -169,6 +168,8 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
     if missing.is_empty() {
         return Ok(());
     }
+    let names: Vec<&str> = missing.iter().map(|t| t.name).collect();
+    tracing::info!(topics = ?names, "creating output topics");
     let admin: AdminClient<DefaultClientContext> = base.clone().create()?;
     let results = futures_executor::block_on(
         admin.create_topics(
