@@ -30,6 +30,94 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
+/// Polls `done` every 100 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The topics and store names of one test that runs the real `glassbox` process, all unique
+/// to it, against the test stack's tansu, InfluxDB 1.x and Redis.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// Input topic (created with 4 partitions by [`Run::new`]).
+    pub input: String,
+    /// Consumer group.
+    pub group: String,
+    /// Metrics topic.
+    pub metrics: String,
+    /// Dead-letter topic.
+    pub dlq: String,
+    /// Alerts topic.
+    pub alerts: String,
+    /// InfluxDB 1.x URL.
+    pub influx_url: String,
+    /// InfluxDB database (created by [`Run::new`]).
+    pub influx_db: String,
+    /// Redis URL.
+    pub redis_url: String,
+    /// Redis key prefix.
+    pub prefix: String,
+}
+
+impl Run {
+    /// Names for a test called `name`; creates its input topic and InfluxDB database.
+    pub fn new(name: &str) -> Self {
+        let env = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+        let run = Self {
+            input: unique(&format!("{name}-in")),
+            group: unique(&format!("{name}-group")),
+            metrics: unique(&format!("{name}-metrics")),
+            dlq: unique(&format!("{name}-dlq")),
+            alerts: unique(&format!("{name}-alerts")),
+            influx_url: env("GLASSBOX_TEST_INFLUX_V1_URL"),
+            influx_db: unique(name).replace('-', "_"),
+            redis_url: env("GLASSBOX_TEST_REDIS_URL"),
+            prefix: unique(name),
+        };
+        stores::influx_query(
+            &run.influx_url,
+            "",
+            &format!("CREATE DATABASE {}", run.influx_db),
+        );
+        create_topic(&run.input, 4);
+        run
+    }
+
+    /// `bin run` (the `glassbox-it` binary of the calling test) configured for this run: its
+    /// topics, InfluxDB (v1) and Redis on, 2 s idle timeout, commits every 200 ms, rewind to
+    /// the start of a partition on restart (tansu), stdout and stderr discarded. Callers add
+    /// their own `GLASSBOX_…` settings.
+    pub fn command(&self, bin: &str) -> std::process::Command {
+        let mut c = std::process::Command::new(bin);
+        c.arg("run")
+            .env("GLASSBOX_KAFKA__BROKERS", brokers())
+            .env("GLASSBOX_KAFKA__INPUT_TOPIC", &self.input)
+            .env("GLASSBOX_KAFKA__GROUP_ID", &self.group)
+            .env("GLASSBOX_KAFKA__METRICS_TOPIC", &self.metrics)
+            .env("GLASSBOX_KAFKA__DEADLETTER_TOPIC", &self.dlq)
+            .env("GLASSBOX_KAFKA__ALERTS_TOPIC", &self.alerts)
+            .env("GLASSBOX_INFLUX__ENABLED", "true")
+            .env("GLASSBOX_INFLUX__API", "v1")
+            .env("GLASSBOX_INFLUX__URL", &self.influx_url)
+            .env("GLASSBOX_INFLUX__DATABASE", &self.influx_db)
+            .env("GLASSBOX_REDIS__ENABLED", "true")
+            .env("GLASSBOX_REDIS__URL", &self.redis_url)
+            .env("GLASSBOX_REDIS__KEY_PREFIX", &self.prefix)
+            .env("GLASSBOX_SOURCE__IDLE_TIMEOUT_MS", "2000")
+            .env("GLASSBOX_SOURCE__COMMIT_INTERVAL_MS", "200")
+            // tansu does not serve fetches that start inside a record batch.
+            .env("GLASSBOX_SOURCE__RESUME_REWIND_RECORDS", "-1")
+            .env("GLASSBOX_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    }
+}
+
 /// Creates a topic with the broker's own CLI (tansu), as an operator would.
 pub fn create_topic(name: &str, partitions: u32) {
     let tansu =

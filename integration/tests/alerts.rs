@@ -5,12 +5,12 @@
 //! middle of the incident.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use glassbox::loadgen::{GenSpan, Generator};
 use glassbox::source::now_ms;
-use glassbox_integration::stores::{http, influx_points, influx_query};
+use glassbox_integration::stores::{http, influx_points};
 use glassbox_integration::*;
 
 const RULES: &str = r#"
@@ -29,60 +29,18 @@ summary = "{{provider}}/{{model}} p95 {{p95(latency_ms)}} ms, errors {{error_rat
 
 const KEY: &str = r#"slow-and-failing{provider="openai",model="gpt-4o-mini"}"#;
 
-struct Setup {
-    input: String,
-    group: String,
-    metrics: String,
-    dlq: String,
-    alerts: String,
-    influx_url: String,
-    influx_db: String,
-    redis_url: String,
-    prefix: String,
-    alertmanager: String,
-    rules: String,
-}
-
-fn glassbox(s: &Setup, finish: bool) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_glassbox-it"))
-        .arg("run")
-        .env("GLASSBOX_KAFKA__BROKERS", brokers())
-        .env("GLASSBOX_KAFKA__INPUT_TOPIC", &s.input)
-        .env("GLASSBOX_KAFKA__GROUP_ID", &s.group)
-        .env("GLASSBOX_KAFKA__METRICS_TOPIC", &s.metrics)
-        .env("GLASSBOX_KAFKA__DEADLETTER_TOPIC", &s.dlq)
-        .env("GLASSBOX_KAFKA__ALERTS_TOPIC", &s.alerts)
-        .env("GLASSBOX_INFLUX__ENABLED", "true")
-        .env("GLASSBOX_INFLUX__API", "v1")
-        .env("GLASSBOX_INFLUX__URL", &s.influx_url)
-        .env("GLASSBOX_INFLUX__DATABASE", &s.influx_db)
-        .env("GLASSBOX_REDIS__ENABLED", "true")
-        .env("GLASSBOX_REDIS__URL", &s.redis_url)
-        .env("GLASSBOX_REDIS__KEY_PREFIX", &s.prefix)
-        .env("GLASSBOX_ALERTS__RULES", &s.rules)
-        .env("GLASSBOX_ALERTS__ALERTMANAGER_URL", &s.alertmanager)
+fn glassbox(r: &Run, rules: &str, alertmanager: &str, finish: bool) -> Child {
+    let mut c = r.command(env!("CARGO_BIN_EXE_glassbox-it"));
+    c.env("GLASSBOX_ALERTS__RULES", rules)
+        .env("GLASSBOX_ALERTS__ALERTMANAGER_URL", alertmanager)
         // The first run must not advance the watermark with the clock when the input pauses:
         // the incident's end is published only for the second run.
         .env(
             "GLASSBOX_SOURCE__IDLE_TIMEOUT_MS",
             if finish { "2000" } else { "600000" },
         )
-        .env("GLASSBOX_SOURCE__STOP_WHEN_IDLE", finish.to_string())
-        .env("GLASSBOX_SOURCE__COMMIT_INTERVAL_MS", "200")
-        .env("GLASSBOX_SOURCE__RESUME_REWIND_RECORDS", "-1")
-        .env("GLASSBOX_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start glassbox")
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        .env("GLASSBOX_SOURCE__STOP_WHEN_IDLE", finish.to_string());
+    c.spawn().expect("start glassbox")
 }
 
 /// Alertmanager's alerts (active, i.e. not resolved) with our rule's name.
@@ -118,29 +76,10 @@ fn events(topic: &str) -> Vec<serde_json::Value> {
 fn an_incident_fires_once_and_resolves_once_everywhere_across_a_restart() {
     let rules = std::env::temp_dir().join(format!("{}.toml", unique("glassbox-rules")));
     std::fs::write(&rules, RULES).unwrap();
-    let s = Setup {
-        input: unique("alerts-in"),
-        group: unique("alerts-group"),
-        metrics: unique("alerts-metrics"),
-        dlq: unique("alerts-dlq"),
-        alerts: unique("alerts-out"),
-        influx_url: std::env::var("GLASSBOX_TEST_INFLUX_V1_URL")
-            .expect("GLASSBOX_TEST_INFLUX_V1_URL is not set"),
-        influx_db: unique("alerts").replace('-', "_"),
-        redis_url: std::env::var("GLASSBOX_TEST_REDIS_URL")
-            .expect("GLASSBOX_TEST_REDIS_URL is not set"),
-        prefix: unique("alerts"),
-        alertmanager: std::env::var("GLASSBOX_TEST_ALERTMANAGER_URL").expect(
-            "GLASSBOX_TEST_ALERTMANAGER_URL is not set: run ./integration/scripts/test-all.sh",
-        ),
-        rules: rules.display().to_string(),
-    };
-    influx_query(
-        &s.influx_url,
-        "",
-        &format!("CREATE DATABASE {}", s.influx_db),
-    );
-    create_topic(&s.input, 4);
+    let s = Run::new("alerts");
+    let alertmanager = std::env::var("GLASSBOX_TEST_ALERTMANAGER_URL")
+        .expect("GLASSBOX_TEST_ALERTMANAGER_URL is not set: run ./integration/scripts/test-all.sh");
+    let rules = rules.display().to_string();
 
     // 16 minutes of traffic at 100 spans/s; gpt-4o-mini slow (8–10 s) and failing (40%)
     // in minutes 5, 6 and 7.
@@ -191,16 +130,16 @@ fn an_incident_fires_once_and_resolves_once_everywhere_across_a_restart() {
     let split = spans.iter().position(|s| minute(s) >= 9).unwrap();
     produce(&s.input, &to_records(&spans[..split]));
 
-    let mut first = glassbox(&s, false);
+    let mut first = glassbox(&s, &rules, &alertmanager, false);
     wait_for(
         "the firing alert in Alertmanager",
         Duration::from_secs(180),
         || {
             assert!(first.try_wait().unwrap().is_none(), "the first run exited");
-            !alertmanager_alerts(&s.alertmanager).is_empty()
+            !alertmanager_alerts(&alertmanager).is_empty()
         },
     );
-    let active = alertmanager_alerts(&s.alertmanager);
+    let active = alertmanager_alerts(&alertmanager);
     assert_eq!(active.len(), 1, "{active:?}");
     assert_eq!(active[0]["labels"]["model"], "gpt-4o-mini");
     assert_eq!(active[0]["labels"]["severity"], "page");
@@ -225,7 +164,7 @@ fn an_incident_fires_once_and_resolves_once_everywhere_across_a_restart() {
     first.wait().unwrap();
 
     produce(&s.input, &to_records(&spans[split..]));
-    let mut second = glassbox(&s, true);
+    let mut second = glassbox(&s, &rules, &alertmanager, true);
     let deadline = Instant::now() + Duration::from_secs(300);
     let status = loop {
         if let Some(status) = second.try_wait().unwrap() {
@@ -320,7 +259,7 @@ fn an_incident_fires_once_and_resolves_once_everywhere_across_a_restart() {
     wait_for(
         "the alert to resolve in Alertmanager",
         Duration::from_secs(30),
-        || alertmanager_alerts(&s.alertmanager).is_empty(),
+        || alertmanager_alerts(&alertmanager).is_empty(),
     );
     let _ = std::fs::remove_file(&rules);
 }

@@ -5,66 +5,36 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use glassbox::loadgen::{GenSpan, Generator};
 use glassbox::pricing::{Calendar, CostConfig};
 use glassbox::source::now_ms;
-use glassbox_integration::stores::{influx_points, influx_query};
+use glassbox_integration::stores::influx_points;
 use glassbox_integration::*;
 use glassbox_operators::SpanFacts;
 use glassbox_operators::cost::{DEFAULT_OVERLAY_TOML, DEFAULT_PRICES_JSON, PriceTable, span_cost};
 use glassbox_schemas::{DecodeLimits, JsonDecoder, Span};
 
-struct Setup {
-    input: String,
-    group: String,
-    metrics: String,
-    dlq: String,
-    alerts: String,
-    influx_url: String,
-    influx_db: String,
-    redis_url: String,
-    prefix: String,
+/// The price files and the acme budget of a run.
+struct Costs {
     prices: String,
     overlay: String,
     budget_usd: String,
 }
 
-fn glassbox(s: &Setup) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_glassbox-it"))
-        .arg("run")
-        .env("GLASSBOX_KAFKA__BROKERS", brokers())
-        .env("GLASSBOX_KAFKA__INPUT_TOPIC", &s.input)
-        .env("GLASSBOX_KAFKA__GROUP_ID", &s.group)
-        .env("GLASSBOX_KAFKA__METRICS_TOPIC", &s.metrics)
-        .env("GLASSBOX_KAFKA__DEADLETTER_TOPIC", &s.dlq)
-        .env("GLASSBOX_KAFKA__ALERTS_TOPIC", &s.alerts)
-        .env("GLASSBOX_INFLUX__ENABLED", "true")
-        .env("GLASSBOX_INFLUX__API", "v1")
-        .env("GLASSBOX_INFLUX__URL", &s.influx_url)
-        .env("GLASSBOX_INFLUX__DATABASE", &s.influx_db)
-        .env("GLASSBOX_REDIS__ENABLED", "true")
-        .env("GLASSBOX_REDIS__URL", &s.redis_url)
-        .env("GLASSBOX_REDIS__KEY_PREFIX", &s.prefix)
-        .env("GLASSBOX_COST__PRICES", &s.prices)
-        .env("GLASSBOX_COST__OVERLAY", &s.overlay)
+fn glassbox(r: &Run, c: &Costs) -> Child {
+    let mut cmd = r.command(env!("CARGO_BIN_EXE_glassbox-it"));
+    cmd.env("GLASSBOX_COST__PRICES", &c.prices)
+        .env("GLASSBOX_COST__OVERLAY", &c.overlay)
         .env("GLASSBOX_COST__RELOAD_CHECK_MS", "200")
         .env(
             "GLASSBOX_COST__BUDGETS__TENANTS",
-            format!("{{ acme = {{ daily_usd = {} }} }}", s.budget_usd),
+            format!("{{ acme = {{ daily_usd = {} }} }}", c.budget_usd),
         )
-        .env("GLASSBOX_SOURCE__IDLE_TIMEOUT_MS", "2000")
-        .env("GLASSBOX_SOURCE__COMMIT_INTERVAL_MS", "200")
-        .env("GLASSBOX_SOURCE__MAX_RECORDS_PER_ACTIVATION", "200")
-        // tansu does not serve fetches that start inside a record batch.
-        .env("GLASSBOX_SOURCE__RESUME_REWIND_RECORDS", "-1")
-        .env("GLASSBOX_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start glassbox")
+        .env("GLASSBOX_SOURCE__MAX_RECORDS_PER_ACTIVATION", "200");
+    cmd.spawn().expect("start glassbox")
 }
 
 fn cost_config(prices: &str, overlay: &str) -> CostConfig {
@@ -148,14 +118,6 @@ fn stored_spend(url: &str, prefix: &str) -> BTreeMap<(String, String), i128> {
     out
 }
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// The price file with new prices for the models the load generator uses (the entries they
 /// resolve to), written over `path`.
 fn write_new_prices(path: &Path, table: &PriceTable) {
@@ -219,32 +181,16 @@ fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
     );
     let budget_usd = format!("{}.{:02}", budget_cents / 100, budget_cents % 100);
 
-    let s = Setup {
-        input: unique("cost-in"),
-        group: unique("cost-group"),
-        metrics: unique("cost-metrics"),
-        dlq: unique("cost-dlq"),
-        alerts: unique("cost-alerts"),
-        influx_url: std::env::var("GLASSBOX_TEST_INFLUX_V1_URL")
-            .expect("GLASSBOX_TEST_INFLUX_V1_URL is not set"),
-        influx_db: unique("cost").replace('-', "_"),
-        redis_url: std::env::var("GLASSBOX_TEST_REDIS_URL")
-            .expect("GLASSBOX_TEST_REDIS_URL is not set"),
-        prefix: unique("cost"),
+    let s = Run::new("cost");
+    let costs = Costs {
         prices: prices_s.clone(),
         overlay: overlay_s.clone(),
         budget_usd: budget_usd.clone(),
     };
-    influx_query(
-        &s.influx_url,
-        "",
-        &format!("CREATE DATABASE {}", s.influx_db),
-    );
-    create_topic(&s.input, 4);
     produce(&s.input, &records);
 
     // First run: SIGKILL once windows are flowing.
-    let mut first = glassbox(&s);
+    let mut first = glassbox(&s, &costs);
     wait_for(
         "windows from the first run",
         Duration::from_secs(180),
@@ -258,7 +204,7 @@ fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
 
     // Second run: resumes, finishes the input, and keeps running (the watermark advances with
     // the clock once the input is idle, so every window closes).
-    let mut second = glassbox(&s);
+    let mut second = glassbox(&s, &costs);
     wait_for(
         "live spend to equal the ground truth",
         Duration::from_secs(240),

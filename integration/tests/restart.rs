@@ -3,75 +3,27 @@
 //! identical, no value inflated by the replay.
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use glassbox::loadgen::{GenSpan, Generator};
 use glassbox::source::now_ms;
 use glassbox_integration::*;
 
-struct Topics {
-    input: String,
-    group: String,
-    metrics: String,
-    dlq: String,
-    influx_url: String,
-    influx_db: String,
-    redis_url: String,
-    redis_prefix: String,
-}
-
-fn glassbox(t: &Topics, stop_when_idle: bool) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_glassbox-it"))
-        .arg("run")
-        .env("GLASSBOX_KAFKA__BROKERS", brokers())
-        .env("GLASSBOX_KAFKA__INPUT_TOPIC", &t.input)
-        .env("GLASSBOX_KAFKA__GROUP_ID", &t.group)
-        .env("GLASSBOX_KAFKA__METRICS_TOPIC", &t.metrics)
-        .env("GLASSBOX_KAFKA__DEADLETTER_TOPIC", &t.dlq)
-        .env("GLASSBOX_INFLUX__ENABLED", "true")
-        .env("GLASSBOX_INFLUX__API", "v1")
-        .env("GLASSBOX_INFLUX__URL", &t.influx_url)
-        .env("GLASSBOX_INFLUX__DATABASE", &t.influx_db)
-        .env("GLASSBOX_REDIS__ENABLED", "true")
-        .env("GLASSBOX_REDIS__URL", &t.redis_url)
-        .env("GLASSBOX_REDIS__KEY_PREFIX", &t.redis_prefix)
-        .env("GLASSBOX_SOURCE__IDLE_TIMEOUT_MS", "2000")
-        .env("GLASSBOX_SOURCE__COMMIT_INTERVAL_MS", "200")
-        .env("GLASSBOX_SOURCE__MAX_RECORDS_PER_ACTIVATION", "200")
+fn glassbox(r: &Run, stop_when_idle: bool) -> Child {
+    let mut c = r.command(env!("CARGO_BIN_EXE_glassbox-it"));
+    c.env("GLASSBOX_SOURCE__MAX_RECORDS_PER_ACTIVATION", "200")
         .env(
             "GLASSBOX_SOURCE__STOP_WHEN_IDLE",
             stop_when_idle.to_string(),
         )
-        // tansu does not serve fetches that start inside a record batch.
-        .env("GLASSBOX_SOURCE__RESUME_REWIND_RECORDS", "-1")
-        .env("GLASSBOX_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start glassbox")
+        .stderr(Stdio::piped());
+    c.spawn().expect("start glassbox")
 }
 
 #[test]
 fn sigkill_mid_stream_then_restart_yields_exactly_the_ground_truth() {
-    let t = Topics {
-        input: unique("restart-in"),
-        group: unique("restart-group"),
-        metrics: unique("restart-metrics"),
-        dlq: unique("restart-dlq"),
-        influx_url: std::env::var("GLASSBOX_TEST_INFLUX_V1_URL")
-            .expect("GLASSBOX_TEST_INFLUX_V1_URL is not set"),
-        influx_db: unique("restart").replace('-', "_"),
-        redis_url: std::env::var("GLASSBOX_TEST_REDIS_URL")
-            .expect("GLASSBOX_TEST_REDIS_URL is not set"),
-        redis_prefix: unique("restart"),
-    };
-    glassbox_integration::stores::influx_query(
-        &t.influx_url,
-        "",
-        &format!("CREATE DATABASE {}", t.influx_db),
-    );
-    create_topic(&t.input, 4);
+    let t = Run::new("restart");
     let start_ms = (now_ms() - 2 * 3_600_000) / 60_000 * 60_000;
     let mut generator = Generator::new(11, start_ms, 100.0);
     let spans: Vec<GenSpan> = (0..100_000).map(|_| generator.next_span()).collect();
@@ -150,5 +102,5 @@ fn sigkill_mid_stream_then_restart_yields_exactly_the_ground_truth() {
     );
     // Both stores hold exactly the same windows: nothing missing, nothing inflated by the replay.
     assert_influx_v1_matches(&t.influx_url, &t.influx_db, "glassbox", &records);
-    assert_redis_matches(&t.redis_url, &t.redis_prefix, &records);
+    assert_redis_matches(&t.redis_url, &t.prefix, &records);
 }

@@ -2,7 +2,7 @@
 //! read back and compared with the ground truth — through outages of each server.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use glassbox::config::Config;
 use glassbox::dataflow::{Handles, run};
@@ -31,14 +31,6 @@ fn config(name: &str) -> Config {
     c.source.resume_rewind_records = -1;
     c.telemetry.log_interval_ms = 0;
     c
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Publishes `spans` in 20 chunks over ~30 s, so that windows keep closing while servers fail.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use glassbox::config::Config;
 use glassbox::dataflow::{Handles, run};
@@ -12,14 +12,6 @@ use glassbox::source::now_ms;
 use glassbox_integration::*;
 
 const SPANS: usize = 100_000;
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn spans_through_tansu_become_exact_windows_and_bad_records_are_dead_lettered() {
