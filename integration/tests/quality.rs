@@ -192,6 +192,15 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
     records.rotate_left(third);
     produce(&s_in, &records);
 
+    // A rule on quality figures: per tenant, any flagged answer in a minute fires.
+    let rules = std::env::temp_dir().join(format!("{}.toml", unique("quality-rules")));
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"unfaithful-answers\"\nby = [\"tenant\"]\nview = \"tumbling_1m\"\n\
+         when = \"answers_scored >= 1 and hallucination_rate > 0 and avg(faithfulness) < 2\"\n",
+    )
+    .unwrap();
+    let alerts_topic = unique("quality-alerts");
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_glassbox-it"))
         .arg("run")
@@ -200,7 +209,8 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
         .env("GLASSBOX_KAFKA__GROUP_ID", unique("quality-group"))
         .env("GLASSBOX_KAFKA__METRICS_TOPIC", unique("quality-metrics"))
         .env("GLASSBOX_KAFKA__DEADLETTER_TOPIC", unique("quality-dlq"))
-        .env("GLASSBOX_KAFKA__ALERTS_TOPIC", unique("quality-alerts"))
+        .env("GLASSBOX_KAFKA__ALERTS_TOPIC", &alerts_topic)
+        .env("GLASSBOX_ALERTS__RULES", &rules)
         .env("GLASSBOX_QUALITY__ENABLED", "true")
         .env(
             "GLASSBOX_QUALITY__CHINESE_MODEL_DIR",
@@ -276,6 +286,35 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
         feedback_expected,
         "feedback joined by trace"
     );
+
+    // The rule on `hallucination_rate` fired, each time on a minute of that tenant holding a
+    // flagged answer, with the exact rate.
+    let mut truth: BTreeMap<(String, u64), (i64, i64)> = BTreeMap::new();
+    for (i, (_, bad)) in chosen.iter().enumerate() {
+        let event_ms = t0 + 2_000 * i as u64 + 50;
+        let tenant = ["acme", "globex"][i % 2].to_owned();
+        let e = truth
+            .entry((tenant, event_ms / 60_000 * 60_000))
+            .or_default();
+        e.0 += 1;
+        e.1 += i64::from(*bad);
+    }
+    let alerts = consume_all(&alerts_topic, Duration::from_secs(3));
+    let firing: Vec<Value> = alerts
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.payload).unwrap())
+        .filter(|e| e["kind"] == "firing")
+        .collect();
+    assert!(!firing.is_empty(), "the quality rule fired");
+    for e in &firing {
+        let tenant = e["labels"]["tenant"].as_str().unwrap().to_owned();
+        let start = e["window"]["start_ms"].as_u64().unwrap();
+        let (answers, bad) = truth[&(tenant, start)];
+        assert!(bad > 0);
+        let rate = e["terms"][1]["value"].as_f64().unwrap();
+        assert!((rate - bad as f64 / answers as f64).abs() < 1e-9, "{e}");
+    }
+    let _ = std::fs::remove_file(&rules);
 
     // InfluxDB carries the same.
     let points = influx_points(&influx_url, &influx_db, "glassbox_quality");

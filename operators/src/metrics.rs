@@ -41,7 +41,21 @@ pub struct WindowMetrics {
     /// Calls and tokens per [`PriceKey`] (counts in the order of [`TokenClass::ALL`]), sorted
     /// by key; empty when pricing is off.
     pub usage: Vec<(PriceKey, [i64; 6])>,
+    /// Answer quality, exact integers in the order of [`QUALITY_FIELDS`]; all zero unless the
+    /// quality path feeds the alert rules.
+    pub quality: [i64; 7],
 }
+
+/// The fields of [`WindowMetrics::quality`] (scores in millionths).
+pub const QUALITY_FIELDS: [&str; 7] = [
+    "answers_scored",
+    "faithfulness_ppm_sum",
+    "hallucinations",
+    "feedback",
+    "negative_feedback",
+    "feedback_scored",
+    "feedback_score_ppm_sum",
+];
 
 /// A window's cost, exact pico-USD per [`TokenClass`] (see [`crate::pricing`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -97,6 +111,7 @@ impl WindowMetrics {
                     .unpriced
                     .push((model.to_string(), n)),
                 Part::Exemplar(_) => {}
+                Part::Quality(field) => m.quality[usize::from(*field)] += n,
             }
         }
         if let Some(c) = cost.as_mut() {

@@ -41,6 +41,9 @@ pub enum Part {
     Cost(TokenClass),
     /// Calls of a model that has no price (made by [`crate::pricing`]).
     Unpriced(Arc<str>),
+    /// Field `i` of a window's answer quality (see [`crate::metrics::QUALITY_FIELDS`]): scored
+    /// answers and feedback, fed by the pipeline's quality path for the alert rules.
+    Quality(u8),
     /// An example span of the pane; the difference counts the series' panes that kept it.
     /// The metrics ignore it.
     Exemplar(Exemplar),

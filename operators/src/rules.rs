@@ -326,6 +326,30 @@ pub static FIGURES: &[FigureDef] = &[
         },
     },
     FigureDef {
+        name: "answers_scored",
+        takes_metric: false,
+        doc: "RAG answers scored in the window (needs quality.enabled)",
+        value: |i| Some(quality(i)[0] as f64),
+    },
+    FigureDef {
+        name: "hallucination_rate",
+        takes_metric: false,
+        doc: "answers with an unsupported sentence / answers scored, 0..1 (needs quality.enabled)",
+        value: |i| quality_ratio(quality(i)[2], quality(i)[0]),
+    },
+    FigureDef {
+        name: "feedback",
+        takes_metric: false,
+        doc: "user feedback records in the window (needs quality.enabled)",
+        value: |i| Some(quality(i)[3] as f64),
+    },
+    FigureDef {
+        name: "negative_feedback_rate",
+        takes_metric: false,
+        doc: "negative feedback / feedback, 0..1 (needs quality.enabled)",
+        value: |i| quality_ratio(quality(i)[4], quality(i)[3]),
+    },
+    FigureDef {
         name: "avg",
         takes_metric: true,
         doc: "exact mean, ms",
@@ -337,20 +361,39 @@ pub static FIGURES: &[FigureDef] = &[
 ];
 
 /// Figures planned by later issues, with what they wait for: using one is a clear error.
-pub static RESERVED: &[(&str, &str)] = &[
-    (
-        "hallucination_rate",
-        "evaluation scores are not ingested yet",
-    ),
-    (
-        "negative_feedback_rate",
-        "user feedback is not ingested yet",
-    ),
-];
+pub static RESERVED: &[(&str, &str)] = &[];
 
-/// Metric arguments planned by later issues (e.g. `avg(faithfulness)`).
-pub static RESERVED_METRICS: &[(&str, &str)] =
-    &[("faithfulness", "evaluation scores are not ingested yet")];
+/// Metric arguments planned by later issues.
+pub static RESERVED_METRICS: &[(&str, &str)] = &[];
+
+fn quality<'a>(i: &FigureInput<'a>) -> &'a [i64; 7] {
+    &i.metrics.quality
+}
+
+fn quality_ratio(a: i64, b: i64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+/// `avg(faithfulness)`: the mean faithfulness of the answers scored in the window. Not in
+/// [`FIGURES`]: it is written as `avg` with the argument `faithfulness`.
+pub static AVG_FAITHFULNESS: FigureDef = FigureDef {
+    name: "avg",
+    takes_metric: false,
+    doc: "mean faithfulness of the RAG answers scored in the window, -1..1 (needs quality.enabled)",
+    value: |i| {
+        let q = quality(i);
+        quality_ratio(q[1], q[0]).map(|v| v / 1e6)
+    },
+};
+
+/// The figures of the quality path (they need `quality.enabled`, and delay the rules that use
+/// them by the trace timeout and the scoring time).
+pub const QUALITY_FIGURES: [&str; 4] = [
+    "answers_scored",
+    "hallucination_rate",
+    "negative_feedback_rate",
+    "feedback",
+];
 
 fn figure_def(name: &str) -> Option<&'static FigureDef> {
     FIGURES.iter().find(|f| f.name == name)
@@ -844,7 +887,7 @@ impl Parser<'_> {
     }
 
     fn figure(&mut self, name: String, pos: Pos) -> Result<Parsed, ExprError> {
-        let Some(def) = figure_def(&name) else {
+        let Some(mut def) = figure_def(&name) else {
             if let Some((_, why)) = RESERVED.iter().find(|(n, _)| *n == name) {
                 return self.err(pos, format!("figure `{name}` is not available yet: {why}"));
             }
@@ -855,6 +898,7 @@ impl Parser<'_> {
             );
         };
         let mut metric = None;
+        let mut faithfulness = false;
         let (mut over_ms, mut offset_ms): (Option<u64>, Option<u64>) = (None, None);
         if matches!(self.peek(), Tok::Op("(")) {
             let (_, open) = self.bump();
@@ -920,6 +964,9 @@ impl Parser<'_> {
                         return self.err(p, format!("`{key}` given twice"));
                     }
                     *slot = Some(self.duration_arg(&key, &value, vp)?);
+                } else if first && def.takes_metric && name == "avg" && key == "faithfulness" {
+                    def = &AVG_FAITHFULNESS;
+                    faithfulness = true;
                 } else if first && def.takes_metric {
                     match metric_named(&key) {
                         Some(m) => metric = Some(m),
@@ -962,6 +1009,9 @@ impl Parser<'_> {
         }
         // The canonical text: metric, then over, then offset, whatever order they were written in.
         let mut inside: Vec<String> = metric.iter().map(|m| m.name().to_owned()).collect();
+        if faithfulness {
+            inside.push("faithfulness".to_owned());
+        }
         inside.extend(over_ms.map(|ms| format!("over=\"{}\"", format_duration(ms))));
         inside.extend(offset_ms.map(|ms| format!("offset=\"{}\"", format_duration(ms))));
         let text = if inside.is_empty() {
@@ -1281,6 +1331,17 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Whether a rule reads a figure of the quality path ([`QUALITY_FIGURES`],
+    /// `avg(faithfulness)`): the pipeline then feeds the quality path's parts to the alerts.
+    pub fn uses_quality(&self) -> bool {
+        self.rules.iter().any(|r| {
+            r.terms.iter().any(|t| {
+                QUALITY_FIGURES.contains(&t.figure.name)
+                    || std::ptr::eq(t.figure, &AVG_FAITHFULNESS)
+            })
+        })
+    }
+
     /// The longest history any rule reads, ms: a replay that must re-derive the same figures
     /// at `E` needs the spans from `E − history_ms()` on (see [`crate::alerts`] on replay).
     pub fn history_ms(&self) -> u64 {

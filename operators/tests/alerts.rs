@@ -211,11 +211,11 @@ fn expression_errors_name_the_rule_and_the_position() {
     let cases = [
         (
             "p96(latency_ms) > 3",
-            "rule #1 `r`: when: 1:1: unknown figure `p96` (known: requests, rpm, tpm, error_rate, truncation_rate, p50, p90, p95, p99, cost_usd, avg)",
+            "rule #1 `r`: when: 1:1: unknown figure `p96` (known: requests, rpm, tpm, error_rate, truncation_rate, p50, p90, p95, p99, cost_usd, answers_scored, hallucination_rate, feedback, negative_feedback_rate, avg)",
         ),
         (
             "p95(latency_ms) > 3000 and error_rat > 0.05",
-            "rule #1 `r`: when: 1:28: unknown figure `error_rat` (known: requests, rpm, tpm, error_rate, truncation_rate, p50, p90, p95, p99, cost_usd, avg)",
+            "rule #1 `r`: when: 1:28: unknown figure `error_rat` (known: requests, rpm, tpm, error_rate, truncation_rate, p50, p90, p95, p99, cost_usd, answers_scored, hallucination_rate, feedback, negative_feedback_rate, avg)",
         ),
         (
             "p95 > 3",
@@ -226,12 +226,8 @@ fn expression_errors_name_the_rule_and_the_position() {
             "rule #1 `r`: when: 1:5: unknown metric `latency` for `p95` (known: latency_ms, ttft_ms, tpot_ms)",
         ),
         (
-            "avg(faithfulness) > 0.5",
-            "rule #1 `r`: when: 1:5: metric `faithfulness` is not available yet: evaluation scores are not ingested yet",
-        ),
-        (
-            "hallucination_rate > 0.1",
-            "rule #1 `r`: when: 1:1: figure `hallucination_rate` is not available yet: evaluation scores are not ingested yet",
+            "avg(faithfulness, latency_ms) > 0.5",
+            "rule #1 `r`: when: 1:19: expected `over=\"…\"` or `offset=\"…\"`, found `latency_ms`",
         ),
         (
             "rpm(latency_ms) > 5",
@@ -307,7 +303,7 @@ fn expression_errors_name_the_rule_and_the_position() {
     let text = "[[rule]]\nname = \"r\"\nview = \"tumbling_10s\"\nwhen = '''\nrpm > 1\n  and p95(latency_ms) > x'''\n";
     assert_eq!(
         parse_err(text),
-        "rule #1 `r`: when: 2:25: unknown figure `x` (known: requests, rpm, tpm, error_rate, truncation_rate, p50, p90, p95, p99, cost_usd, avg)"
+        "rule #1 `r`: when: 2:25: unknown figure `x` (known: requests, rpm, tpm, error_rate, truncation_rate, p50, p90, p95, p99, cost_usd, answers_scored, hallucination_rate, feedback, negative_feedback_rate, avg)"
     );
 }
 
@@ -1214,4 +1210,34 @@ fn a_replay_from_a_later_point_re_derives_the_same_events_once_warmed_up() {
         }
     }
     assert!(compared > 20, "only {compared} events compared");
+}
+
+#[test]
+fn quality_figures_read_the_quality_parts() {
+    let r = rules(
+        "[[rule]]\nname = \"unfaithful\"\nview = \"tumbling_10s\"\nmin_requests = 1\n\
+         when = \"avg(faithfulness) < 0.6 and hallucination_rate > 0.2 and negative_feedback_rate >= 0.5\"\n",
+    );
+    assert!(r.uses_quality());
+    assert!(
+        !rules("[[rule]]\nname = \"r\"\nview = \"tumbling_10s\"\nwhen = \"error_rate > 0.1\"\n")
+            .uses_quality()
+    );
+    let rule = &r.rules[0];
+    let mut m = WindowMetrics::default();
+    m.totals.requests = 10;
+    // 10 answers, faithfulness summing to 5.0 (mean 0.5), 3 flagged; 4 feedback, 2 negative.
+    m.quality = [10, 5_000_000, 3, 4, 2, 4, 2_000_000];
+    let e = rule.evaluate(|_| &m);
+    assert!(e.holds, "{:?}", e.terms);
+    let values: Vec<Option<f64>> = e.terms.iter().map(|(_, v)| *v).collect();
+    assert_eq!(values, vec![Some(0.5), Some(0.3), Some(0.5)]);
+    assert_eq!(e.terms[0].0, "avg(faithfulness)");
+    m.quality[2] = 1;
+    assert!(!rule.evaluate(|_| &m).holds);
+    // No scored answer: the figures have no value, and the condition is false.
+    m.quality = [0; 7];
+    let e = rule.evaluate(|_| &m);
+    assert!(!e.holds);
+    assert_eq!(e.terms[0].1, None);
 }

@@ -414,8 +414,20 @@ impl Config {
             }
         }
         self.cost.validate()?;
-        self.alerts
-            .validate(&self.metrics.dimensions(), &self.metrics.views())
+        let (dims, views) = (self.metrics.dimensions(), self.metrics.views());
+        self.alerts.validate(&dims, &views)?;
+        if !self.quality.enabled
+            && let Some(rules) = self.alerts.load_rules(&dims, &views)?
+            && rules.uses_quality()
+        {
+            return bad(
+                "alerts.rules",
+                "a rule reads a quality figure (avg(faithfulness), hallucination_rate, \
+                 negative_feedback_rate, answers_scored, feedback): set quality.enabled"
+                    .into(),
+            );
+        }
+        self.quality.validate()
     }
 
     /// `kafka.properties` with `env:` and `file:` references resolved.
@@ -528,6 +540,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cost.budgets") && e.contains("acme"), "{e}");
+    }
+
+    #[test]
+    fn quality_settings_and_rules_on_quality_figures_are_checked() {
+        let e = Config::from_toml("[quality]\ntrace_timeout_ms = 0\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("quality.trace_timeout_ms"), "{e}");
+        let e = Config::from_toml(
+            "[quality]\nfeedback_wait_ms = 1000000\nfeedback_horizon_ms = 1000\n",
+            no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("quality.feedback_wait_ms"), "{e}");
+        let dir = std::env::temp_dir().join(format!("glassbox-qrules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rules = dir.join("rules.toml");
+        std::fs::write(
+            &rules,
+            "[[rule]]\nname = \"r\"\nview = \"tumbling_1m\"\nwhen = \"hallucination_rate > 0.1\"\n",
+        )
+        .unwrap();
+        let text = format!("[alerts]\nrules = {:?}\n", rules.display().to_string());
+        let e = Config::from_toml(&text, no_env()).unwrap_err().to_string();
+        assert!(
+            e.contains("alerts.rules") && e.contains("quality.enabled"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

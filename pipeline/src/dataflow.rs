@@ -25,7 +25,7 @@ use crate::offsets::CommitBoard;
 use crate::outbox::{Outbox, Tag};
 use crate::quality::{
     FlaggedRecord, QualityCounters, QualityFact, QualityInput, QualityRecord, ScoredItem,
-    ScoringPool, quality_windows, score_items,
+    ScoringPool, quality_parts, quality_windows, score_items,
 };
 use crate::sink::influx::InfluxWriter;
 use crate::sink::kafka::KafkaSink;
@@ -579,7 +579,10 @@ fn quality_path<'scope>(
     dims: &glassbox_operators::Dimensions,
     resume_ms: u64,
     counters: &Arc<Counters>,
-) -> Vec<ProbeHandle<u64>> {
+) -> (
+    Vec<ProbeHandle<u64>>,
+    timely::dataflow::StreamVec<'scope, u64, QualityFact>,
+) {
     use timely::dataflow::operators::Concat;
     use timely::dataflow::operators::vec::{Map, Partition};
     let (shared, sinks) = q;
@@ -646,7 +649,7 @@ fn quality_path<'scope>(
     let facts = scored
         .map(QualityFact::Scored)
         .concat(feedback.map(QualityFact::Feedback));
-    let records = quality_windows(facts, views, dims);
+    let records = quality_windows(facts.clone(), views, dims);
     let emitted = counters.clone();
     let windows = deliver(
         records,
@@ -659,7 +662,7 @@ fn quality_path<'scope>(
                 .fetch_add(n as u64, Ordering::Relaxed);
         },
     );
-    vec![flagged, windows]
+    (vec![flagged, windows], facts)
 }
 
 /// A worker's quality sinks: flagged answers (Kafka), quality records (Kafka, InfluxDB,
@@ -873,22 +876,31 @@ fn run_worker(
             resume_ms,
             counters.clone(),
         );
+        let quality_out = quality
+            .as_ref()
+            .map(|q| quality_path(scope, gate, q, config, &views, &dims, resume_ms, &counters));
         let alerts_probe = rules
             .as_ref()
             .zip(alerting.as_ref())
             .map(|(rules, (sinks, _))| {
                 let delivery = config.alerts.clone();
+                // Rules on quality figures also read the quality path's parts; they then wait
+                // for it (the trace timeout and the scoring), the others do not.
+                let input = match &quality_out {
+                    Some((_, facts)) if rules.uses_quality() => {
+                        parts.concat(quality_parts(facts.clone(), views.pane_ms, rules.pane_view))
+                    }
+                    _ => parts,
+                };
                 durable_events(
-                    alerts(parts, rules),
+                    alerts(input, rules),
                     sinks.clone(),
                     resume_ms,
                     move |e| delivery.delivers(e.kind),
                     counters.clone(),
                 )
             });
-        let quality_probe = quality
-            .as_ref()
-            .map(|q| quality_path(scope, gate, q, config, &views, &dims, resume_ms, &counters));
+        let quality_probe = quality_out.map(|(probes, _)| probes);
         (metrics_probe, alerts_probe, quality_probe)
     });
     let (probe, alerts_probe, quality_probe) = probe;

@@ -31,9 +31,10 @@ use std::time::{Duration, Instant};
 
 use glassbox_operators::facts::Series;
 use glassbox_operators::feedback::FeedbackFact;
-use glassbox_operators::panes::pane_end;
+use glassbox_operators::panes::{Part, pane_end};
 use glassbox_operators::sketch::{bucket_of, bucket_value_us, rank};
 use glassbox_operators::trace_join::RagItem;
+use glassbox_operators::views::WindowKey;
 use glassbox_operators::{Dimensions, Views};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
@@ -507,6 +508,73 @@ impl QualityFact {
             QualityFact::Feedback(f) => f.event_ms,
         }
     }
+}
+
+impl QualityFact {
+    /// The fact's contribution to a window's quality fields
+    /// ([`glassbox_operators::metrics::QUALITY_FIELDS`]).
+    pub fn quality_fields(&self) -> [i64; 7] {
+        match self {
+            QualityFact::Scored(s) => [
+                1,
+                ppm(s.scores.faithfulness),
+                i64::from(s.scores.hallucination),
+                0,
+                0,
+                0,
+                0,
+            ],
+            QualityFact::Feedback(f) => {
+                let x = f.figures();
+                [0, 0, 0, x.count, x.negative, x.scored, x.score_sum_ppm]
+            }
+        }
+    }
+}
+
+/// The quality facts as pane parts for the alert rules: each fact's
+/// [`QualityFact::quality_fields`] as [`Part::Quality`] updates of the window of the pane-width
+/// view (`pane_view`) that holds its event time, at that window's end, which is when the alerts
+/// operator reads a pane.
+///
+/// # Time contract
+/// Input facts at a time not after their event time; output at the end of their pane (later).
+/// A fact that arrives after its pane's end (possible only for a trace whose first span was
+/// late) is dropped: its pane has been evaluated already. Nothing is retracted, and the alerts
+/// operator reads only these insertions.
+pub fn quality_parts<'scope>(
+    facts: StreamVec<'scope, u64, QualityFact>,
+    pane_ms: u64,
+    pane_view: u8,
+) -> differential_dataflow::VecCollection<'scope, u64, (WindowKey, Part), i64> {
+    use differential_dataflow::AsCollection;
+    facts
+        .unary(Pipeline, "QualityParts", move |_cap, _info| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let time = *cap.least().expect("vec containers carry a time");
+                    for fact in data.drain(..) {
+                        let end = pane_end(fact.event_ms(), pane_ms);
+                        if end < time {
+                            continue;
+                        }
+                        let key = WindowKey {
+                            view: pane_view,
+                            series: fact.series().clone(),
+                            end_ms: end,
+                        };
+                        let at = cap.delayed(&end, 0);
+                        let mut session = output.session(&at);
+                        for (i, n) in fact.quality_fields().into_iter().enumerate() {
+                            if n != 0 {
+                                session.give(((key.clone(), Part::Quality(i as u8)), end, n));
+                            }
+                        }
+                    }
+                });
+            }
+        })
+        .as_collection()
 }
 
 /// Scores and feedback of one (view, series, window), in exact integers (scores in ppm).
