@@ -697,6 +697,20 @@ fn mean(sum_ppm: i64, n: i64) -> Option<f64> {
 }
 
 impl QualityRecord {
+    /// The figures that are undefined without data (`None`), by field name, as the InfluxDB
+    /// and Redis sinks write them.
+    pub fn rates(&self) -> [(&'static str, Option<f64>); 7] {
+        [
+            ("faithfulness_mean", self.faithfulness_mean),
+            ("faithfulness_p10", self.faithfulness_p10),
+            ("hallucination_rate", self.hallucination_rate),
+            ("answer_relevance_mean", self.answer_relevance_mean),
+            ("context_relevance_mean", self.context_relevance_mean),
+            ("negative_feedback_rate", self.negative_feedback_rate),
+            ("feedback_mean_score", self.feedback_mean_score),
+        ]
+    }
+
     fn new(
         view: &str,
         length: u64,

@@ -478,7 +478,11 @@ impl Inner {
             if let Some(fb) = FeedbackInput::from_span(&span, &self.settings.dims) {
                 quality.push(QualityInput::Feedback(fb));
             }
-            if let Some(t) = TraceSpan::from_span(span, &self.settings.dims) {
+            // Only spans with text can be scored or feed a scored answer: the others stay out of
+            // the trace join (most spans of an application without RAG have none).
+            if span.text.is_some()
+                && let Some(t) = TraceSpan::from_span(span, &self.settings.dims)
+            {
                 quality.push(QualityInput::Trace(t));
             }
         }

@@ -705,15 +705,7 @@ pub fn quality_lines(r: &crate::quality::QualityRecord, prefix: &str, out: &mut 
         ("answers_scored", Value::Int(r.answers_scored)),
         ("feedback_count", Value::Int(r.feedback_count)),
     ];
-    for (name, v) in [
-        ("faithfulness_mean", r.faithfulness_mean),
-        ("faithfulness_p10", r.faithfulness_p10),
-        ("hallucination_rate", r.hallucination_rate),
-        ("answer_relevance_mean", r.answer_relevance_mean),
-        ("context_relevance_mean", r.context_relevance_mean),
-        ("negative_feedback_rate", r.negative_feedback_rate),
-        ("feedback_mean_score", r.feedback_mean_score),
-    ] {
+    for (name, v) in r.rates() {
         if let Some(v) = v {
             fields.push((name, Value::Float(v)));
         }

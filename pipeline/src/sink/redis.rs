@@ -685,15 +685,7 @@ impl Writer<crate::quality::QualityRecord> for RedisWriter {
                 ("answers_scored", r.answers_scored.to_string()),
                 ("feedback_count", r.feedback_count.to_string()),
             ];
-            for (name, v) in [
-                ("faithfulness_mean", r.faithfulness_mean),
-                ("faithfulness_p10", r.faithfulness_p10),
-                ("hallucination_rate", r.hallucination_rate),
-                ("answer_relevance_mean", r.answer_relevance_mean),
-                ("context_relevance_mean", r.context_relevance_mean),
-                ("negative_feedback_rate", r.negative_feedback_rate),
-                ("feedback_mean_score", r.feedback_mean_score),
-            ] {
+            for (name, v) in r.rates() {
                 if let Some(v) = v {
                     fields.push((name, number(v)));
                 }
