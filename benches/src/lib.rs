@@ -1,6 +1,8 @@
 //! Shared pieces of glassbox's benchmarks: generated input and an in-process pipeline that
 //! runs the real decode → facts → windows → sketches path without a broker.
 
+pub mod broker;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};

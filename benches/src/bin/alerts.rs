@@ -22,23 +22,25 @@
 //!   CreateTime (set when glassbox's producer accepted it) on the same scale.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use glassbox::config::Config;
 use glassbox::dataflow::{Handles, run};
 use glassbox::loadgen::{FEATURES, Generator, MODELS, TENANTS};
-use glassbox::sink::{Keyed, Sink};
+use glassbox::sink::Sink;
 use glassbox::source::now_ms;
+use glassbox_benches::broker::{
+    ArrivalSink, Deliveries, base_config, create_topic, parse_property, unique,
+};
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
 use glassbox_operators::rules::{Rules, format_duration};
 use glassbox_operators::{Dimensions, Views};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[derive(Parser, Debug)]
 #[command(about = "glassbox alert delay through tansu: window close → alert event on the topic")]
@@ -90,47 +92,6 @@ struct Args {
     /// Write the generated rules file here and exit.
     #[arg(long)]
     print_rules: Option<String>,
-}
-
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected key=value, got `{s}`"))
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), now_ms())
-}
-
-/// Counts delivery reports.
-#[derive(Default)]
-struct Deliveries {
-    ok: AtomicU64,
-    failed: AtomicU64,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-}
-
-fn create_topic(args: &Args, name: &str) {
-    let status = std::process::Command::new(&args.tansu_bin)
-        .args(["topic", "create", name, "--partitions"])
-        .arg(args.partitions.to_string())
-        .arg("--broker")
-        .arg(format!("tcp://{}", args.brokers))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run tansu topic create");
-    assert!(status.success(), "tansu topic create {name}: {status}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,39 +398,6 @@ struct Seen {
     arrived_ms: u64,
 }
 
-/// An extra sink that timestamps every tumbling window record on arrival and acks at once, to
-/// compare the alert events' delay with the window records' on the same run.
-struct WindowSink {
-    samples: Arc<Mutex<Vec<(u64, u64)>>>,
-    acked: Vec<u64>,
-}
-
-impl Sink for WindowSink {
-    fn name(&self) -> &'static str {
-        "window-delay"
-    }
-
-    fn submit(&mut self, ticket: u64, records: &[Arc<Keyed>]) {
-        let now = now_ms();
-        let mut samples = self.samples.lock().expect("samples lock");
-        for r in records
-            .iter()
-            .filter(|r| r.record.view.starts_with("tumbling"))
-        {
-            samples.push((r.record.window_end_ms, now));
-        }
-        self.acked.push(ticket);
-    }
-
-    fn poll(&mut self, acked: &mut Vec<u64>) {
-        acked.append(&mut self.acked);
-    }
-
-    fn backlog(&self) -> usize {
-        0
-    }
-}
-
 fn stats(values: &mut [f64]) -> String {
     values.sort_by(f64::total_cmp);
     format!(
@@ -509,22 +437,17 @@ fn main() {
     let rules_path = std::env::temp_dir().join(format!("{run_id}.toml"));
     std::fs::write(&rules_path, &rules_text).expect("write rules");
     let topic = format!("{run_id}-in");
-    create_topic(&args, &topic);
+    create_topic(&args.tansu_bin, &args.brokers, &topic, args.partitions);
 
-    let mut config = Config::default();
-    config.kafka.brokers = args.brokers.clone();
-    config.kafka.input_topic = topic.clone();
-    config.kafka.group_id = format!("{run_id}-group");
-    config.kafka.metrics_topic = format!("{run_id}-metrics");
-    config.kafka.deadletter_topic = format!("{run_id}-deadletter");
-    config.kafka.state_topic = format!("{run_id}-state");
+    let mut config = base_config(
+        &args.brokers,
+        &topic,
+        &run_id,
+        args.workers,
+        &args.properties,
+    );
     config.kafka.alerts_topic = format!("{run_id}-alerts");
-    config.kafka.properties = args.properties.iter().cloned().collect();
-    config.source.workers = args.workers;
-    config.source.idle_timeout_ms = 2_000;
     config.source.allowed_lateness_ms = args.lateness_ms;
-    config.source.resume_rewind_records = -1;
-    config.telemetry.log_interval_ms = 0;
     config.metrics.window_ms = args.window_ms;
     config.metrics.sliding_ms = args.sliding_ms;
     config.alerts.rules = rules_path.display().to_string();
@@ -536,10 +459,7 @@ fn main() {
     let sink_samples = window_samples.clone();
     let handles = Handles {
         extra_sinks: Some(Arc::new(move |_| {
-            Box::new(WindowSink {
-                samples: sink_samples.clone(),
-                acked: Vec::new(),
-            }) as Box<dyn Sink>
+            Box::new(ArrivalSink::new(sink_samples.clone())) as Box<dyn Sink>
         })),
         ..Handles::default()
     };

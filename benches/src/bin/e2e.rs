@@ -13,7 +13,7 @@
 //! Latency: a producer thread publishes spans stamped with the current time at a fixed rate;
 //! an extra sink records, for every tumbling window record, emission time − window end.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,13 +21,16 @@ use clap::Parser;
 use glassbox::config::Config;
 use glassbox::dataflow::{Handles, client_config, ensure_output_topics, run};
 use glassbox::loadgen::Generator;
-use glassbox::sink::{Keyed, Sink};
+use glassbox::sink::Sink;
 use glassbox::source::now_ms;
+use glassbox_benches::broker::{
+    ArrivalSink, Deliveries, base_config, create_topic, parse_property, unique,
+};
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[derive(Parser, Debug)]
 #[command(about = "glassbox end to end through tansu: bare consumer vs glassbox, and latency")]
@@ -75,47 +78,6 @@ struct Args {
     /// Skip the latency test.
     #[arg(long)]
     skip_latency: bool,
-}
-
-/// Counts delivery reports.
-#[derive(Default)]
-struct Deliveries {
-    ok: AtomicU64,
-    failed: AtomicU64,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-}
-
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected key=value, got `{s}`"))
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), now_ms())
-}
-
-fn create_topic(args: &Args, name: &str) {
-    let status = std::process::Command::new(&args.tansu_bin)
-        .args(["topic", "create", name, "--partitions"])
-        .arg(args.partitions.to_string())
-        .arg("--broker")
-        .arg(format!("tcp://{}", args.brokers))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run tansu topic create");
-    assert!(status.success(), "tansu topic create {name}: {status}");
 }
 
 fn producer(args: &Args, linger_ms: u32) -> ThreadedProducer<Deliveries> {
@@ -267,27 +229,20 @@ fn bare_consumer(args: &Args, topic: &str, broker_pid: Option<&str>) -> Bare {
     }
 }
 
-fn base_config(args: &Args, topic: &str) -> Config {
-    let run_id = unique("bench");
-    let mut config = Config::default();
-    config.kafka.brokers = args.brokers.clone();
-    config.kafka.input_topic = topic.to_owned();
-    config.kafka.group_id = format!("{run_id}-group");
-    config.kafka.metrics_topic = format!("{run_id}-metrics");
-    config.kafka.deadletter_topic = format!("{run_id}-deadletter");
-    config.kafka.state_topic = format!("{run_id}-state");
-    config.source.workers = args.workers;
-    config.source.idle_timeout_ms = 2_000;
-    config.source.resume_rewind_records = -1;
-    config.telemetry.log_interval_ms = 0;
-    config.kafka.properties = args.properties.iter().cloned().collect();
-    config
+fn config_for(args: &Args, topic: &str) -> Config {
+    base_config(
+        &args.brokers,
+        topic,
+        &unique("bench"),
+        args.workers,
+        &args.properties,
+    )
 }
 
 /// Times the broker round trips glassbox's start-up makes: a fresh client's metadata request,
 /// and the creation of its three output topics.
 fn startup(args: &Args, topic: &str) -> String {
-    let config = base_config(args, topic);
+    let config = config_for(args, topic);
     let base = client_config(&config).expect("client config");
     let t = Instant::now();
     let consumer: BaseConsumer = base.clone().create().expect("consumer");
@@ -337,7 +292,7 @@ struct Glassbox {
 }
 
 fn glassbox_throughput(args: &Args, topic: &str, broker_pid: Option<&str>) -> Glassbox {
-    let mut config = base_config(args, topic);
+    let mut config = config_for(args, topic);
     config.source.stop_when_idle = true;
     let handles = Handles::default();
     let counters = handles.counters.clone();
@@ -393,38 +348,6 @@ fn glassbox_throughput(args: &Args, topic: &str, broker_pid: Option<&str>) -> Gl
     }
 }
 
-/// An extra sink that timestamps every tumbling window record on arrival and acks at once.
-struct LatencySink {
-    samples: Arc<Mutex<Vec<(u64, u64)>>>,
-    acked: Vec<u64>,
-}
-
-impl Sink for LatencySink {
-    fn name(&self) -> &'static str {
-        "latency"
-    }
-
-    fn submit(&mut self, ticket: u64, records: &[Arc<Keyed>]) {
-        let now = now_ms();
-        let mut samples = self.samples.lock().expect("samples lock");
-        for r in records
-            .iter()
-            .filter(|r| r.record.view.starts_with("tumbling"))
-        {
-            samples.push((r.record.window_end_ms, now));
-        }
-        self.acked.push(ticket);
-    }
-
-    fn poll(&mut self, acked: &mut Vec<u64>) {
-        acked.append(&mut self.acked);
-    }
-
-    fn backlog(&self) -> usize {
-        0
-    }
-}
-
 fn stats(values: &mut [f64]) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
     (
@@ -438,8 +361,8 @@ fn latency(args: &Args, broker_pid: Option<&str>) -> Vec<String> {
     const WINDOW_MS: u64 = 10_000;
     const LATENESS_MS: u64 = 1_000;
     let topic = unique("bench-live");
-    create_topic(args, &topic);
-    let mut config = base_config(args, &topic);
+    create_topic(&args.tansu_bin, &args.brokers, &topic, args.partitions);
+    let mut config = config_for(args, &topic);
     config.metrics.window_ms = WINDOW_MS;
     config.metrics.sliding_ms = 30_000;
     config.source.allowed_lateness_ms = LATENESS_MS;
@@ -447,10 +370,7 @@ fn latency(args: &Args, broker_pid: Option<&str>) -> Vec<String> {
     let sink_samples = samples.clone();
     let handles = Handles {
         extra_sinks: Some(Arc::new(move |_| {
-            Box::new(LatencySink {
-                samples: sink_samples.clone(),
-                acked: Vec::new(),
-            }) as Box<dyn Sink>
+            Box::new(ArrivalSink::new(sink_samples.clone())) as Box<dyn Sink>
         })),
         ..Handles::default()
     };
@@ -618,7 +538,7 @@ fn main() {
     ];
     if !args.skip_throughput {
         let topic = unique("bench-spans");
-        create_topic(&args, &topic);
+        create_topic(&args.tansu_bin, &args.brokers, &topic, args.partitions);
         println!("topic {topic}");
         summary.push(String::new());
         summary.push("### Throughput".to_owned());

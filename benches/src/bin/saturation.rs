@@ -32,6 +32,7 @@ use glassbox::config::Config;
 use glassbox::dataflow::{Handles, run};
 use glassbox::loadgen::Generator;
 use glassbox::source::now_ms;
+use glassbox_benches::broker::{base_config, create_topic, parse_property, unique};
 use glassbox_benches::cpu_secs;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -95,33 +96,11 @@ struct Args {
     properties: Vec<(String, String)>,
 }
 
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected key=value, got `{s}`"))
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), now_ms())
-}
-
 /// The 1-, 5- and 15-minute load averages.
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "n/a".into())
-}
-
-fn create_topic(args: &Args, name: &str) {
-    let status = std::process::Command::new(&args.tansu_bin)
-        .args(["topic", "create", name, "--partitions"])
-        .arg(args.partitions.to_string())
-        .arg("--broker")
-        .arg(format!("tcp://{}", args.brokers))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run tansu topic create");
-    assert!(status.success(), "tansu topic create {name}: {status}");
 }
 
 /// splitmix64: the RAG picks, reproducible without another dependency.
@@ -213,7 +192,7 @@ fn publish(args: &Args, cases: Option<&[Value]>) -> Topic {
     } else {
         "bench-sat-plain"
     });
-    create_topic(args, &name);
+    create_topic(&args.tansu_bin, &args.brokers, &name, args.partitions);
     // Event time: `spans / event_rate` seconds ending an hour ago, well inside the 7-day horizon.
     let span_s = args.spans as f64 / args.event_rate;
     let start_ms = now_ms() - 3_600_000 - (span_s * 1_000.0) as u64;
@@ -274,19 +253,14 @@ fn publish(args: &Args, cases: Option<&[Value]>) -> Topic {
 
 fn config(args: &Args, topic: &str, quality: bool) -> Config {
     let run_id = unique("bench-sat");
-    let mut config = Config::default();
-    config.kafka.brokers = args.brokers.clone();
-    config.kafka.input_topic = topic.to_owned();
-    config.kafka.group_id = format!("{run_id}-group");
-    config.kafka.metrics_topic = format!("{run_id}-metrics");
-    config.kafka.deadletter_topic = format!("{run_id}-deadletter");
-    config.kafka.state_topic = format!("{run_id}-state");
-    config.kafka.properties = args.properties.iter().cloned().collect();
-    config.source.workers = args.workers;
-    config.source.idle_timeout_ms = 2_000;
-    config.source.resume_rewind_records = -1;
+    let mut config = base_config(
+        &args.brokers,
+        topic,
+        &run_id,
+        args.workers,
+        &args.properties,
+    );
     config.source.stop_when_idle = true;
-    config.telemetry.log_interval_ms = 0;
     config.quality.enabled = quality;
     config.quality.threads = args.threads;
     config.quality.queue_capacity = args.queue_capacity;
