@@ -34,43 +34,17 @@ fn hex(n: u64, width: usize) -> String {
 }
 
 /// A retrieval span and a generation span (the retrieval ends before the generation starts)
-/// for one answer, as native JSON.
+/// for one answer, as native JSON ([`glassbox::loadgen::rag_trace`]).
 fn rag_trace(trace: &str, i: u64, t_ms: u64, case: &Value, tenant: &str) -> Vec<(String, Vec<u8>)> {
-    let ns = |ms: u64| ms * 1_000_000;
-    let retrieval_id = hex(2 * i + 1, 16);
-    let llm_id = hex(2 * i + 2, 16);
-    let documents: Vec<Value> = case["chunks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| json!({"content": c}))
-        .collect();
-    let retrieval = json!({
-        "trace_id": trace, "span_id": retrieval_id, "kind": "retrieval", "name": "retrieve",
-        "start_time_unix_nano": ns(t_ms), "end_time_unix_nano": ns(t_ms + 40),
-        "status": {"code": "ok"},
-        "attributes": {
-            "gen_ai.retrieval.query.text": case["question"],
-            "gen_ai.retrieval.documents": serde_json::to_string(&documents).unwrap(),
-            "tenant.id": tenant,
-        }
-    });
-    let llm = json!({
-        "trace_id": trace, "span_id": llm_id, "kind": "llm", "name": "chat",
-        "start_time_unix_nano": ns(t_ms + 50), "end_time_unix_nano": ns(t_ms + 900),
-        "status": {"code": "ok"},
-        "attributes": {
-            "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
-            "gen_ai.usage.input_tokens": 400, "gen_ai.usage.output_tokens": 60,
-            "input.value": case["question"], "output.value": case["answer"],
-            "tenant.id": tenant, "app.feature": "rag",
-        }
-    });
-    // Keyed differently, so the two spans of a trace land on different partitions.
-    vec![
-        (retrieval_id, serde_json::to_vec(&retrieval).unwrap()),
-        (trace.to_owned(), serde_json::to_vec(&llm).unwrap()),
-    ]
+    glassbox::loadgen::rag_trace(
+        trace,
+        &hex(2 * i + 1, 16),
+        &hex(2 * i + 2, 16),
+        t_ms,
+        case,
+        tenant,
+    )
+    .to_vec()
 }
 
 fn feedback(trace: &str, i: u64, t_ms: u64, score: f64) -> (String, Vec<u8>) {

@@ -268,3 +268,52 @@ pub fn publish(
     tracing::info!(sent, "loadgen finished");
     Ok(())
 }
+
+/// A RAG trace for one answer, as native JSON records `(key, payload)`: a retrieval span at
+/// `t_ms` (40 ms, with the query and the chunks as `gen_ai.retrieval.*`) and, 50 ms later, an
+/// `llm` span with the question and answer (`input.value`, `output.value`), for `tenant`.
+/// `case` holds `question`, `chunks` and `answer`, as a line of
+/// `quality/testdata/faithfulness_cases.jsonl` does. The retrieval is keyed by its span id and
+/// the generation by the trace id, so a trace's spans land on different partitions.
+pub fn rag_trace(
+    trace_id: &str,
+    retrieval_id: &str,
+    llm_id: &str,
+    t_ms: u64,
+    case: &serde_json::Value,
+    tenant: &str,
+) -> [(String, Vec<u8>); 2] {
+    let ns = |ms: u64| ms * 1_000_000;
+    let documents: Vec<serde_json::Value> = case["chunks"]
+        .as_array()
+        .map(|chunks| chunks.iter().map(|c| json!({"content": c})).collect())
+        .unwrap_or_default();
+    let retrieval = json!({
+        "trace_id": trace_id, "span_id": retrieval_id, "kind": "retrieval", "name": "retrieve",
+        "start_time_unix_nano": ns(t_ms), "end_time_unix_nano": ns(t_ms + 40),
+        "status": {"code": "ok"},
+        "attributes": {
+            "gen_ai.retrieval.query.text": case["question"],
+            "gen_ai.retrieval.documents": serde_json::to_string(&documents).expect("json"),
+            "tenant.id": tenant,
+        }
+    });
+    let llm = json!({
+        "trace_id": trace_id, "span_id": llm_id, "kind": "llm", "name": "chat",
+        "start_time_unix_nano": ns(t_ms + 50), "end_time_unix_nano": ns(t_ms + 900),
+        "status": {"code": "ok"},
+        "attributes": {
+            "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 400, "gen_ai.usage.output_tokens": 60,
+            "input.value": case["question"], "output.value": case["answer"],
+            "tenant.id": tenant, "app.feature": "rag",
+        }
+    });
+    [
+        (
+            retrieval_id.to_owned(),
+            serde_json::to_vec(&retrieval).expect("json"),
+        ),
+        (trace_id.to_owned(), serde_json::to_vec(&llm).expect("json")),
+    ]
+}

@@ -36,7 +36,7 @@ use glassbox_benches::broker::{base_config, create_topic, parse_property, unique
 use glassbox_benches::cpu_secs;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[derive(Parser, Debug)]
 #[command(about = "glassbox metrics throughput with quality scoring saturated, through tansu")]
@@ -120,48 +120,12 @@ impl Rng {
     }
 }
 
-/// A retrieval span and an `llm` span for one answer at `t_ms`, native JSON, as in
-/// `integration/tests/quality.rs`: keyed differently, so they land on different partitions.
+/// A RAG trace for one answer at `t_ms` ([`glassbox::loadgen::rag_trace`]).
 fn rag_trace(i: u64, t_ms: u64, case: &Value, tenant: &str) -> [(String, Vec<u8>); 2] {
-    let ns = |ms: u64| ms * 1_000_000;
     let trace = format!("{:016x}{:016x}", 0xfeed_u64, i);
     let retrieval_id = format!("{:016x}", 0xa000_0000_0000_0000 | (2 * i + 1));
     let llm_id = format!("{:016x}", 0xa000_0000_0000_0000 | (2 * i + 2));
-    let documents: Vec<Value> = case["chunks"]
-        .as_array()
-        .expect("chunks")
-        .iter()
-        .map(|c| json!({"content": c}))
-        .collect();
-    let retrieval = json!({
-        "trace_id": trace, "span_id": retrieval_id, "kind": "retrieval", "name": "retrieve",
-        "start_time_unix_nano": ns(t_ms), "end_time_unix_nano": ns(t_ms + 40),
-        "status": {"code": "ok"},
-        "attributes": {
-            "gen_ai.retrieval.query.text": case["question"],
-            "gen_ai.retrieval.documents": documents_json(&documents),
-            "tenant.id": tenant,
-        }
-    });
-    let llm = json!({
-        "trace_id": trace, "span_id": llm_id, "kind": "llm", "name": "chat",
-        "start_time_unix_nano": ns(t_ms + 50), "end_time_unix_nano": ns(t_ms + 900),
-        "status": {"code": "ok"},
-        "attributes": {
-            "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
-            "gen_ai.usage.input_tokens": 400, "gen_ai.usage.output_tokens": 60,
-            "input.value": case["question"], "output.value": case["answer"],
-            "tenant.id": tenant, "app.feature": "rag",
-        }
-    });
-    [
-        (retrieval_id, serde_json::to_vec(&retrieval).expect("json")),
-        (trace, serde_json::to_vec(&llm).expect("json")),
-    ]
-}
-
-fn documents_json(documents: &[Value]) -> String {
-    serde_json::to_string(documents).expect("json")
+    glassbox::loadgen::rag_trace(&trace, &retrieval_id, &llm_id, t_ms, case, tenant)
 }
 
 fn producer(args: &Args) -> ThreadedProducer<rdkafka::producer::DefaultProducerContext> {
