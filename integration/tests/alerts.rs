@@ -1,5 +1,5 @@
 //! Alerts end to end: an injected incident (one model slow and failing for three minutes)
-//! through tansu and the real `glassbox` process yields exactly one firing and one resolved
+//! through the test broker and the real `glassbox` process yields exactly one firing and one resolved
 //! alert for the affected group — on the alerts topic, in Redis, in InfluxDB and in a real
 //! Alertmanager — with exemplar trace ids from the input, across a SIGKILL and restart in the
 //! middle of the incident.

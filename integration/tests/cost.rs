@@ -1,4 +1,4 @@
-//! Cost end to end through tansu, the real `glassbox` process, Redis and InfluxDB: window cost
+//! Cost end to end through the test broker (Apache Kafka), the real `glassbox` process, Redis and InfluxDB: window cost
 //! and live spend equal the ground truth priced span by span; still after SIGKILL + restart;
 //! after the price file changes, live spend equals the ground truth under the new prices; and
 //! each budget threshold is announced exactly once on the alerts topic and in Redis.

@@ -1,4 +1,4 @@
-//! The quality path end to end through tansu and the real `glassbox` process: RAG traces
+//! The quality path end to end through the test broker and the real `glassbox` process: RAG traces
 //! (retrieval and generation spans on different partitions, shuffled) with known-faithful and
 //! known-unfaithful answers in English and Chinese, plus user feedback. The flagged topic holds
 //! exactly the unfaithful answers, and the quality records on their topic and in InfluxDB
@@ -199,7 +199,7 @@ fn flagged_answers_and_quality_records_hold_the_truth() {
         .env("GLASSBOX_INFLUX__DATABASE", &influx_db)
         .env("GLASSBOX_SOURCE__IDLE_TIMEOUT_MS", "2000")
         .env("GLASSBOX_SOURCE__STOP_WHEN_IDLE", "true")
-        .env("GLASSBOX_SOURCE__RESUME_REWIND_RECORDS", "-1")
+        .envs(broker_settings())
         .env("GLASSBOX_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,4 +1,4 @@
-//! InfluxDB and Redis sinks end to end: spans through tansu, the pipeline, and every store
+//! InfluxDB and Redis sinks end to end: spans through the test broker, the pipeline, and every store
 //! read back and compared with the ground truth — through outages of each server.
 
 use std::sync::atomic::Ordering;
@@ -28,7 +28,8 @@ fn config(name: &str) -> Config {
     c.kafka.metrics_topic = unique(&format!("{name}-metrics"));
     c.kafka.deadletter_topic = unique(&format!("{name}-dlq"));
     c.source.idle_timeout_ms = 2_000;
-    c.source.resume_rewind_records = -1;
+    c.source.resume_rewind_records = resume_rewind_records();
+    c.kafka.frontier_store = frontier_store().into();
     c.telemetry.log_interval_ms = 0;
     c
 }

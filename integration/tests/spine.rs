@@ -1,4 +1,4 @@
-//! The spine against a real broker (tansu): ≥ 100k spans with malformed and late ones through a
+//! The spine against a real broker (Apache Kafka, or tansu): ≥ 100k spans with malformed and late ones through a
 //! 4-partition topic, the pipeline in-process, and every window and dead letter checked.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use glassbox_integration::*;
 const SPANS: usize = 100_000;
 
 #[test]
-fn spans_through_tansu_become_exact_windows_and_bad_records_are_dead_lettered() {
+fn spans_through_the_broker_become_exact_windows_and_bad_records_are_dead_lettered() {
     let input = unique("spine-in");
     create_topic(&input, 4);
     let mut config = Config::default();

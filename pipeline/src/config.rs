@@ -87,8 +87,13 @@ pub struct KafkaConfig {
     pub deadletter_topic: String,
     /// Where alert events go: budget thresholds crossed (and, later, rule alerts).
     pub alerts_topic: String,
-    /// glassbox's own bookkeeping: the durable frontier is committed, in the consumer group,
-    /// as the offset of this process's partition of this topic (see the README, "Offsets").
+    /// Where the durable frontier is committed with the offsets (see the README, "Offsets"):
+    /// `metadata` (the commit metadata of every input partition; Apache Kafka, Redpanda) or
+    /// `state_topic` (the committed offset of this process's partition of `state_topic`, for
+    /// brokers that drop commit metadata, such as tansu). At start both are read.
+    pub frontier_store: String,
+    /// With `frontier_store = "state_topic"`: the topic whose committed offset holds the
+    /// durable frontier (created when missing).
     pub state_topic: String,
     /// Partitions of output topics that glassbox creates when they are missing.
     pub output_partitions: i32,
@@ -110,6 +115,7 @@ impl Default for KafkaConfig {
             metrics_topic: "glassbox.metrics".into(),
             deadletter_topic: "glassbox.deadletter".into(),
             alerts_topic: "glassbox.alerts".into(),
+            frontier_store: "metadata".into(),
             state_topic: "glassbox.state".into(),
             output_partitions: 4,
             output_replication: 1,
@@ -322,6 +328,15 @@ impl Config {
             if v.trim().is_empty() {
                 return bad(field, "must not be empty".into());
             }
+        }
+        if !matches!(k.frontier_store.as_str(), "metadata" | "state_topic") {
+            return bad(
+                "kafka.frontier_store",
+                format!(
+                    "must be `metadata` or `state_topic`, got `{}`",
+                    k.frontier_store
+                ),
+            );
         }
         if k.output_partitions < 1 {
             return bad(

@@ -144,32 +144,44 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
             config.kafka.output_partitions,
         ),
         (&config.kafka.alerts_topic, config.kafka.output_partitions),
-        // One partition per process of a timely cluster; a single process uses partition 0.
-        (&config.kafka.state_topic, 1),
     ];
+    // One partition per process of a timely cluster; a single process uses partition 0.
+    let state = [(&config.kafka.state_topic, 1)];
+    let state = state
+        .into_iter()
+        .filter(|_| config.kafka.frontier_store == "state_topic");
     // The quality path's topics, only when it is on.
     let quality = [&config.quality.flagged_topic, &config.quality.quality_topic]
         .map(|t| (t, config.kafka.output_partitions));
     let wanted: Vec<_> = wanted
         .into_iter()
+        .chain(state)
         .chain(quality.into_iter().filter(|_| config.quality.enabled))
         .collect();
-    let missing: Vec<NewTopic<'_>> = wanted
+    let missing: Vec<(&str, i32)> = wanted
         .iter()
         .filter(|(t, _)| !existing.contains(&t.as_str()))
-        .map(|(t, partitions)| {
-            NewTopic::new(
-                t,
-                *partitions,
-                TopicReplication::Fixed(config.kafka.output_replication),
-            )
-        })
+        .map(|(t, partitions)| (t.as_str(), *partitions))
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let names: Vec<&str> = missing.iter().map(|t| t.name).collect();
-    tracing::info!(topics = ?names, "creating output topics");
+    tracing::info!(topics = ?missing, "creating output topics");
+    create_topics(base, &missing, config.kafka.output_replication)
+}
+
+/// Creates each `(topic, partitions)` with `replication` replicas through the admin API; a
+/// topic that exists already is left as it is. Used for glassbox's output topics, and by the
+/// tests and benches for their input topics (any Kafka-API broker, no broker CLI needed).
+pub fn create_topics(
+    base: &ClientConfig,
+    topics: &[(&str, i32)],
+    replication: i32,
+) -> Result<(), PipelineError> {
+    let missing: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(t, partitions)| NewTopic::new(t, *partitions, TopicReplication::Fixed(replication)))
+        .collect();
     let admin: AdminClient<DefaultClientContext> = base.clone().create()?;
     let results = futures_executor::block_on(
         admin.create_topics(
@@ -181,9 +193,9 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
     )?;
     for result in results {
         match result {
-            Ok(topic) => tracing::info!(%topic, "created output topic"),
+            Ok(topic) => tracing::info!(%topic, "created topic"),
             Err((topic, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
-                tracing::debug!(%topic, "output topic already exists")
+                tracing::debug!(%topic, "topic already exists")
             }
             Err((topic, code)) => {
                 return Err(PipelineError::CreateTopic {
@@ -196,7 +208,17 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
     Ok(())
 }
 
-/// Committed offsets of every input partition, and the largest durable frontier recorded.
+/// The commit metadata that carries the durable frontier (ms) with an input partition's offset.
+const FRONTIER_METADATA: &str = "glassbox.frontier_ms=";
+
+/// The frontier in an input partition's commit metadata, if it holds one.
+fn frontier_in_metadata(metadata: &str) -> Option<u64> {
+    metadata.strip_prefix(FRONTIER_METADATA)?.parse().ok()
+}
+
+/// Committed offsets of every input partition, and the largest durable frontier recorded, in
+/// the commit metadata of the input partitions or as the committed offset of the state topic
+/// (both are read, so a change of `kafka.frontier_store` keeps what was stored).
 fn resume_state(
     config: &Config,
     base: &ClientConfig,
@@ -220,6 +242,9 @@ fn resume_state(
                 resume = resume.max(u64::try_from(f).unwrap_or(0));
             }
             continue;
+        }
+        if let Some(f) = frontier_in_metadata(elem.metadata()) {
+            resume = resume.max(f);
         }
         let start = match elem.offset() {
             Offset::Offset(o) => Offset::Offset(o),
@@ -246,16 +271,23 @@ fn commit_board(
         return;
     };
     let mut tpl = TopicPartitionList::new();
+    let in_metadata = config.kafka.frontier_store == "metadata";
+    let metadata = format!("{FRONTIER_METADATA}{frontier}");
     for (partition, offset) in offsets {
-        let _ =
-            tpl.add_partition_offset(&config.kafka.input_topic, partition, Offset::Offset(offset));
+        let mut elem = tpl.add_partition(&config.kafka.input_topic, partition);
+        let _ = elem.set_offset(Offset::Offset(offset));
+        if in_metadata {
+            elem.set_metadata(&metadata);
+        }
     }
-    let frontier = i64::try_from(frontier).unwrap_or(i64::MAX);
-    let _ = tpl.add_partition_offset(
-        &config.kafka.state_topic,
-        STATE_PARTITION,
-        Offset::Offset(frontier),
-    );
+    if !in_metadata {
+        let frontier = i64::try_from(frontier).unwrap_or(i64::MAX);
+        let _ = tpl.add_partition_offset(
+            &config.kafka.state_topic,
+            STATE_PARTITION,
+            Offset::Offset(frontier),
+        );
+    }
     match consumer.commit(&tpl, mode) {
         Ok(()) => Counters::inc(&counters.commits),
         Err(e) => {
@@ -977,4 +1009,19 @@ fn run_worker(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frontier_travels_in_commit_metadata_and_nothing_else_is_taken_for_it() {
+        let stored = format!("{FRONTIER_METADATA}{}", 1_764_000_060_000u64);
+        assert_eq!(frontier_in_metadata(&stored), Some(1_764_000_060_000));
+        // Metadata another tool committed, or none: no frontier.
+        assert_eq!(frontier_in_metadata(""), None);
+        assert_eq!(frontier_in_metadata("lag-exporter"), None);
+        assert_eq!(frontier_in_metadata("glassbox.frontier_ms=soon"), None);
+    }
 }

@@ -81,10 +81,21 @@ impl Partition {
         {
             return true;
         }
-        // tansu reports the high watermark as the last batch's base offset + 1, so "position ≥
-        // high" is what caught up looks like there; on Kafka it is exact.
+        // On Kafka the high watermark is exact: caught up is position = high watermark. The
+        // position is librdkafka's as well as ours: after a transaction the partition ends in a
+        // commit (or abort) marker that is never handed to us, and only the consumer's position
+        // moves past it; with ours alone such a partition would never be caught up, and would
+        // hold the watermark back for as long as it stays quiet. (tansu reports the last batch's
+        // base offset + 1, which "position ≥ high" also covers.)
+        let client_position = consumer.position().ok().and_then(|tpl| {
+            match tpl.find_partition(topic, partition)?.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }
+        });
+        let position = self.position.max(client_position);
         let caught_up = match consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) {
-            Ok((low, high)) => match (self.position, self.start) {
+            Ok((low, high)) => match (position, self.start) {
                 (Some(pos), _) => pos >= high,
                 (None, Offset::Offset(o)) => o >= high,
                 (None, Offset::End) => true,

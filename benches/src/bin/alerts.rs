@@ -1,8 +1,8 @@
-//! Alert delay through a real broker (tansu): how long after a window could close its alert
+//! Alert delay through a real broker (Apache Kafka, or tansu): how long after a window could close its alert
 //! events are on the alerts topic, with N composite rules under a live producer.
 //!
 //! ```text
-//! STACK_DIR=/tmp/bench-stack bash integration/scripts/stack.sh start tansu
+//! STACK_DIR=/tmp/bench-stack bash integration/scripts/stack.sh start kafka
 //! . /tmp/bench-stack/env
 //! ./target/release/alerts [--rate 50000] [--rules 100] [--secs 120] [--window-ms 10000]
 //! ```
@@ -32,7 +32,7 @@ use glassbox::loadgen::{FEATURES, Generator, MODELS, TENANTS};
 use glassbox::sink::Sink;
 use glassbox::source::now_ms;
 use glassbox_benches::broker::{
-    ArrivalSink, Deliveries, base_config, create_topic, parse_property, unique,
+    ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
 };
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
 use glassbox_operators::rules::{Rules, format_duration};
@@ -43,17 +43,12 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[derive(Parser, Debug)]
-#[command(about = "glassbox alert delay through tansu: window close → alert event on the topic")]
+#[command(
+    about = "glassbox alert delay through a real broker: window close → alert event on the topic"
+)]
 struct Args {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "GLASSBOX_TEST_BROKERS")]
-    brokers: String,
-    /// The tansu binary, used to create the input topic.
-    #[arg(long, env = "GLASSBOX_TEST_TANSU_BIN")]
-    tansu_bin: String,
-    /// The stack's state dir; its tansu.pid gives the broker's CPU time.
-    #[arg(long, env = "GLASSBOX_TEST_STACK_DIR")]
-    stack_dir: Option<String>,
+    #[command(flatten)]
+    broker: BrokerArgs,
     /// Spans per second published by the live producer.
     #[arg(long, default_value_t = 50_000.0)]
     rate: f64,
@@ -428,19 +423,15 @@ fn main() {
         println!("{} rules written to {path}", parsed.rules.len());
         return;
     }
-    let broker_pid = args.stack_dir.as_ref().and_then(|d| {
-        std::fs::read_to_string(format!("{d}/tansu.pid"))
-            .ok()
-            .map(|s| s.trim().to_owned())
-    });
+    let broker_pid = args.broker.pid();
     let run_id = unique("bench-alerts");
     let rules_path = std::env::temp_dir().join(format!("{run_id}.toml"));
     std::fs::write(&rules_path, &rules_text).expect("write rules");
     let topic = format!("{run_id}-in");
-    create_topic(&args.tansu_bin, &args.brokers, &topic, args.partitions);
+    args.broker.create_topic(&topic, args.partitions);
 
     let mut config = base_config(
-        &args.brokers,
+        &args.broker,
         &topic,
         &run_id,
         args.workers,
@@ -477,7 +468,7 @@ fn main() {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let consumer_thread = {
         let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &args.brokers)
+        c.set("bootstrap.servers", &args.broker.brokers)
             .set("group.id", unique("bench-alerts-reader"))
             .set("enable.auto.commit", "false");
         for (k, v) in &args.properties {
@@ -535,7 +526,7 @@ fn main() {
 
     // The producer, at a fixed rate of spans stamped with the current time, with incidents.
     let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
+        .set("bootstrap.servers", &args.broker.brokers)
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
         .set("batch.num.messages", "100000")

@@ -1,8 +1,8 @@
-//! End to end through a real broker (tansu): a bare rdkafka consumer against glassbox on the
+//! End to end through a real broker (Apache Kafka, or tansu): a bare rdkafka consumer against glassbox on the
 //! same topic, then window latency under a live producer.
 //!
 //! ```text
-//! STACK_DIR=/tmp/bench-stack bash integration/scripts/stack.sh start tansu
+//! STACK_DIR=/tmp/bench-stack bash integration/scripts/stack.sh start kafka
 //! . /tmp/bench-stack/env
 //! ./target/release/e2e [--spans 1000000] [--live-rate 20000] [--live-secs 75]
 //! ```
@@ -24,7 +24,7 @@ use glassbox::loadgen::Generator;
 use glassbox::sink::Sink;
 use glassbox::source::now_ms;
 use glassbox_benches::broker::{
-    ArrivalSink, Deliveries, base_config, create_topic, parse_property, unique,
+    ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
 };
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -33,17 +33,12 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[derive(Parser, Debug)]
-#[command(about = "glassbox end to end through tansu: bare consumer vs glassbox, and latency")]
+#[command(
+    about = "glassbox end to end through a real broker: bare consumer vs glassbox, and latency"
+)]
 struct Args {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "GLASSBOX_TEST_BROKERS")]
-    brokers: String,
-    /// The tansu binary, used to create topics.
-    #[arg(long, env = "GLASSBOX_TEST_TANSU_BIN")]
-    tansu_bin: String,
-    /// The stack's state dir; its tansu.pid gives the broker's CPU time.
-    #[arg(long, env = "GLASSBOX_TEST_STACK_DIR")]
-    stack_dir: Option<String>,
+    #[command(flatten)]
+    broker: BrokerArgs,
     /// Spans published for the throughput test.
     #[arg(long, default_value_t = 1_000_000)]
     spans: u64,
@@ -82,7 +77,7 @@ struct Args {
 
 fn producer(args: &Args, linger_ms: u32) -> ThreadedProducer<Deliveries> {
     ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
+        .set("bootstrap.servers", &args.broker.brokers)
         .set("linger.ms", linger_ms.to_string())
         .set("batch.size", "1000000")
         .set("batch.num.messages", "100000")
@@ -180,7 +175,7 @@ struct Bare {
 fn bare_consumer(args: &Args, topic: &str, broker_pid: Option<&str>) -> Bare {
     let mut client = ClientConfig::new();
     client
-        .set("bootstrap.servers", &args.brokers)
+        .set("bootstrap.servers", &args.broker.brokers)
         .set("group.id", unique("bench-bare"))
         .set("enable.auto.commit", "false");
     for (k, v) in &args.properties {
@@ -231,7 +226,7 @@ fn bare_consumer(args: &Args, topic: &str, broker_pid: Option<&str>) -> Bare {
 
 fn config_for(args: &Args, topic: &str) -> Config {
     base_config(
-        &args.brokers,
+        &args.broker,
         topic,
         &unique("bench"),
         args.workers,
@@ -361,7 +356,7 @@ fn latency(args: &Args, broker_pid: Option<&str>) -> Vec<String> {
     const WINDOW_MS: u64 = 10_000;
     const LATENESS_MS: u64 = 1_000;
     let topic = unique("bench-live");
-    create_topic(&args.tansu_bin, &args.brokers, &topic, args.partitions);
+    args.broker.create_topic(&topic, args.partitions);
     let mut config = config_for(args, &topic);
     config.metrics.window_ms = WINDOW_MS;
     config.metrics.sliding_ms = 30_000;
@@ -384,7 +379,7 @@ fn latency(args: &Args, broker_pid: Option<&str>) -> Vec<String> {
     let probe = {
         let consumer: BaseConsumer = {
             let mut c = ClientConfig::new();
-            c.set("bootstrap.servers", &args.brokers)
+            c.set("bootstrap.servers", &args.broker.brokers)
                 .set("group.id", unique("bench-probe"))
                 .set("enable.auto.commit", "false");
             for (k, v) in &args.properties {
@@ -522,23 +517,24 @@ fn latency(args: &Args, broker_pid: Option<&str>) -> Vec<String> {
 
 fn main() {
     let args = Args::parse();
-    let broker_pid = args.stack_dir.as_ref().and_then(|d| {
-        std::fs::read_to_string(format!("{d}/tansu.pid"))
-            .ok()
-            .map(|s| s.trim().to_owned())
-    });
+    let broker_pid = args.broker.pid();
     let broker_pid = broker_pid.as_deref();
     let mut summary = vec![
         "## glassbox e2e".to_owned(),
         String::new(),
         format!(
-            "brokers {} ({} partitions), {} workers, compression {}, consumer properties {:?}",
-            args.brokers, args.partitions, args.workers, args.compression, args.properties
+            "{} at {} ({} partitions), {} workers, compression {}, consumer properties {:?}",
+            args.broker.kind,
+            args.broker.brokers,
+            args.partitions,
+            args.workers,
+            args.compression,
+            args.properties
         ),
     ];
     if !args.skip_throughput {
         let topic = unique("bench-spans");
-        create_topic(&args.tansu_bin, &args.brokers, &topic, args.partitions);
+        args.broker.create_topic(&topic, args.partitions);
         println!("topic {topic}");
         summary.push(String::new());
         summary.push("### Throughput".to_owned());

@@ -1,9 +1,9 @@
 //! The metrics path's throughput with the quality path's scoring saturated (issue #6): glassbox
-//! in process against tansu on topics of the same span count, with and without RAG traffic,
+//! in process against a real broker on topics of the same span count, with and without RAG traffic,
 //! with quality scoring off and on.
 //!
 //! ```text
-//! STACK_DIR=/tmp/bench-sat bash integration/scripts/stack.sh start tansu
+//! STACK_DIR=/tmp/bench-sat bash integration/scripts/stack.sh start kafka
 //! . /tmp/bench-sat/env
 //! ./target/release/saturation [--spans 1000000] [--rag-share 0.1] [--rounds 2]
 //! ```
@@ -32,24 +32,19 @@ use glassbox::config::Config;
 use glassbox::dataflow::{Handles, run};
 use glassbox::loadgen::Generator;
 use glassbox::source::now_ms;
-use glassbox_benches::broker::{base_config, create_topic, parse_property, unique};
+use glassbox_benches::broker::{BrokerArgs, base_config, parse_property, unique};
 use glassbox_benches::cpu_secs;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
-#[command(about = "glassbox metrics throughput with quality scoring saturated, through tansu")]
+#[command(
+    about = "glassbox metrics throughput with quality scoring saturated, through a real broker"
+)]
 struct Args {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "GLASSBOX_TEST_BROKERS")]
-    brokers: String,
-    /// The tansu binary, used to create topics.
-    #[arg(long, env = "GLASSBOX_TEST_TANSU_BIN")]
-    tansu_bin: String,
-    /// The stack's state dir; its tansu.pid gives the broker's CPU time.
-    #[arg(long, env = "GLASSBOX_TEST_STACK_DIR")]
-    stack_dir: Option<String>,
+    #[command(flatten)]
+    broker: BrokerArgs,
     /// Spans per topic.
     #[arg(long, default_value_t = 1_000_000)]
     spans: u64,
@@ -130,7 +125,7 @@ fn rag_trace(i: u64, t_ms: u64, case: &Value, tenant: &str) -> [(String, Vec<u8>
 
 fn producer(args: &Args) -> ThreadedProducer<rdkafka::producer::DefaultProducerContext> {
     ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
+        .set("bootstrap.servers", &args.broker.brokers)
         .set("linger.ms", "50")
         .set("batch.size", "1000000")
         .set("batch.num.messages", "100000")
@@ -156,7 +151,7 @@ fn publish(args: &Args, cases: Option<&[Value]>) -> Topic {
     } else {
         "bench-sat-plain"
     });
-    create_topic(&args.tansu_bin, &args.brokers, &name, args.partitions);
+    args.broker.create_topic(&name, args.partitions);
     // Event time: `spans / event_rate` seconds ending an hour ago, well inside the 7-day horizon.
     let span_s = args.spans as f64 / args.event_rate;
     let start_ms = now_ms() - 3_600_000 - (span_s * 1_000.0) as u64;
@@ -217,13 +212,7 @@ fn publish(args: &Args, cases: Option<&[Value]>) -> Topic {
 
 fn config(args: &Args, topic: &str, quality: bool) -> Config {
     let run_id = unique("bench-sat");
-    let mut config = base_config(
-        &args.brokers,
-        topic,
-        &run_id,
-        args.workers,
-        &args.properties,
-    );
+    let mut config = base_config(&args.broker, topic, &run_id, args.workers, &args.properties);
     config.source.stop_when_idle = true;
     config.quality.enabled = quality;
     config.quality.threads = args.threads;
@@ -337,11 +326,7 @@ fn measure(
 
 fn main() {
     let args = Args::parse();
-    let broker_pid = args.stack_dir.as_ref().and_then(|d| {
-        std::fs::read_to_string(format!("{d}/tansu.pid"))
-            .ok()
-            .map(|s| s.trim().to_owned())
-    });
+    let broker_pid = args.broker.pid();
     let broker = broker_pid.as_deref();
     let cases: Vec<Value> = std::fs::read_to_string(&args.cases)
         .unwrap_or_else(|e| panic!("{}: {e}", args.cases))
@@ -359,7 +344,7 @@ fn main() {
     println!(
         "brokers {} ({} partitions), {} workers, quality threads {} queue {} trace timeout {} ms, \
          feedback horizon {:?} ms, {} RAG cases; load {}",
-        args.brokers,
+        args.broker.brokers,
         args.partitions,
         args.workers,
         args.threads,
