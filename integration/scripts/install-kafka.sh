@@ -46,7 +46,7 @@ if ! timeout "$TIMEOUT" mvn -B -q -f "$HOME_DIR/pom.xml" \
   dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS" \
   >"$HOME_DIR/mvn.log" 2>&1; then
   tail -n 30 "$HOME_DIR/mvn.log" >&2 || true
-  die "Maven could not fetch org.apache.kafka:kafka_2.13:$VERSION (no network to Maven Central, or timed out after ${TIMEOUT}s); log: $HOME_DIR/mvn.log"
+  die "Maven could not fetch org.apache.kafka:kafka_2.13:$VERSION (no such version, no network to Maven Central, or no answer within ${TIMEOUT}s; its last lines are above); log: $HOME_DIR/mvn.log"
 fi
 ls "$LIBS"/kafka_2.13-"$VERSION".jar >/dev/null 2>&1 ||
   die "Maven finished but $LIBS has no kafka_2.13-$VERSION.jar; log: $HOME_DIR/mvn.log"
