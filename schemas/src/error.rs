@@ -111,11 +111,18 @@ pub enum DecodeError {
         /// `trace_id` or `span_id`.
         field: &'static str,
     },
+    /// An OTLP record (`otlp_proto` or `otlp_json`) that is not a trace batch at all, or one
+    /// with more spans than a record may carry; the record is refused whole.
+    #[error("invalid OTLP: {message}")]
+    InvalidOtlp {
+        /// What is wrong, and where (never a value of the record).
+        message: String,
+    },
 }
 
 impl DecodeError {
     /// Every value [`DecodeError::reason`] can return, e.g. to register counters up front.
-    pub const REASONS: [&'static str; 10] = [
+    pub const REASONS: [&'static str; 11] = [
         "invalid_json",
         "missing_field",
         "bad_type",
@@ -126,6 +133,7 @@ impl DecodeError {
         "beyond_horizon",
         "bad_id",
         "empty_id",
+        "invalid_otlp",
     ];
 
     /// A short, stable machine code for the dead-letter header and the counter label.
@@ -141,6 +149,7 @@ impl DecodeError {
             DecodeError::BeyondHorizon { .. } => "beyond_horizon",
             DecodeError::BadId { .. } => "bad_id",
             DecodeError::EmptyId { .. } => "empty_id",
+            DecodeError::InvalidOtlp { .. } => "invalid_otlp",
         }
     }
 
@@ -156,7 +165,7 @@ impl DecodeError {
             | DecodeError::EmptyId { field } => Some(field),
             DecodeError::EndBeforeStart { .. } => Some("end_time_unix_nano"),
             DecodeError::BeyondHorizon { .. } => Some("start_time_unix_nano"),
-            DecodeError::InvalidJson { .. } => None,
+            DecodeError::InvalidJson { .. } | DecodeError::InvalidOtlp { .. } => None,
         }
     }
 }

@@ -149,7 +149,7 @@ macro_rules! tri {
 
 /// A slot filled by the highest-priority alias seen so far.
 #[derive(Debug)]
-struct Pick<T> {
+pub(crate) struct Pick<T> {
     value: Option<T>,
     prio: u8,
 }
@@ -170,7 +170,7 @@ impl<T> Pick<T> {
         self.value.is_none() || prio < self.prio
     }
 
-    fn offer(&mut self, prio: u8, value: Option<T>) {
+    pub(crate) fn offer(&mut self, prio: u8, value: Option<T>) {
         if let Some(value) = value
             && self.wants(prio)
         {
@@ -180,53 +180,55 @@ impl<T> Pick<T> {
     }
 }
 
-/// Everything read so far; validated and turned into a [`Span`] by [`Draft::finish`].
+/// Everything read so far; validated and turned into a [`Span`] by [`Draft::finish`]. The OTLP
+/// decoder (`crate::otlp`) fills the same draft from protobuf, so every format shares one
+/// mapping of attributes onto the span and one validation.
 #[derive(Debug, Default)]
-struct Draft {
-    max_tokens: u64,
+pub(crate) struct Draft {
+    pub(crate) max_tokens: u64,
     /// The semantic error that aborted the parse, if any.
-    error: Option<DecodeError>,
+    pub(crate) error: Option<DecodeError>,
     /// The field being read by a visitor that rejects some JSON types, with what it expects:
     /// turns serde's type error (whose message may quote the value) into [`DecodeError::BadType`].
-    context: Option<(&'static str, &'static str)>,
+    pub(crate) context: Option<(&'static str, &'static str)>,
 
-    trace_id: Option<String>,
-    span_id: Option<String>,
-    parent_span_id: Option<String>,
-    kind: Option<SpanKind>,
-    name: String,
-    start: Option<u64>,
-    end: Option<u64>,
-    status: StatusCode,
-    status_message: Option<String>,
+    pub(crate) trace_id: Option<String>,
+    pub(crate) span_id: Option<String>,
+    pub(crate) parent_span_id: Option<String>,
+    pub(crate) kind: Option<SpanKind>,
+    pub(crate) name: String,
+    pub(crate) start: Option<u64>,
+    pub(crate) end: Option<u64>,
+    pub(crate) status: StatusCode,
+    pub(crate) status_message: Option<String>,
 
-    provider: Pick<String>,
-    request_model: Pick<String>,
-    response_model: Pick<String>,
-    operation: Pick<String>,
-    input: Pick<u64>,
-    output: Pick<u64>,
-    cache_read: Pick<u64>,
-    cache_write: Pick<u64>,
-    reasoning: Pick<u64>,
-    finish_reasons: Pick<Vec<String>>,
-    ttft_ns: Pick<u64>,
-    error_type: Pick<String>,
-    tenant: Pick<String>,
-    feature: Pick<String>,
-    user_id: Pick<String>,
-    session_id: Pick<String>,
-    feedback_score: Pick<f64>,
-    feedback_label: Pick<String>,
-    openinference_kind: Option<SpanKind>,
-    traceloop_kind: Option<SpanKind>,
-    extra: Vec<(String, String)>,
+    pub(crate) provider: Pick<String>,
+    pub(crate) request_model: Pick<String>,
+    pub(crate) response_model: Pick<String>,
+    pub(crate) operation: Pick<String>,
+    pub(crate) input: Pick<u64>,
+    pub(crate) output: Pick<u64>,
+    pub(crate) cache_read: Pick<u64>,
+    pub(crate) cache_write: Pick<u64>,
+    pub(crate) reasoning: Pick<u64>,
+    pub(crate) finish_reasons: Pick<Vec<String>>,
+    pub(crate) ttft_ns: Pick<u64>,
+    pub(crate) error_type: Pick<String>,
+    pub(crate) tenant: Pick<String>,
+    pub(crate) feature: Pick<String>,
+    pub(crate) user_id: Pick<String>,
+    pub(crate) session_id: Pick<String>,
+    pub(crate) feedback_score: Pick<f64>,
+    pub(crate) feedback_label: Pick<String>,
+    pub(crate) openinference_kind: Option<SpanKind>,
+    pub(crate) traceloop_kind: Option<SpanKind>,
+    pub(crate) extra: Vec<(String, String)>,
     /// Text being extracted; `None` unless the decoder keeps text.
-    text: Option<Box<TextDraft>>,
+    pub(crate) text: Option<Box<TextDraft>>,
 }
 
 impl Draft {
-    fn new(max_tokens: u64) -> Self {
+    pub(crate) fn new(max_tokens: u64) -> Self {
         Self {
             max_tokens,
             ..Self::default()
@@ -293,7 +295,7 @@ impl Draft {
     }
 
     /// Routes one attribute: recognised → typed slot; content → dropped; other scalar → `extra`.
-    fn attribute(
+    pub(crate) fn attribute(
         &mut self,
         key: Cow<'_, str>,
         known: Option<Known>,
@@ -310,7 +312,7 @@ impl Draft {
     }
 
     /// Keeps an unknown scalar attribute; arrays, objects, nulls and long strings are dropped.
-    fn push_extra(&mut self, key: Cow<'_, str>, value: Scalar<'_>) {
+    pub(crate) fn push_extra(&mut self, key: Cow<'_, str>, value: Scalar<'_>) {
         let value = match value {
             Scalar::Str(s) if s.len() <= MAX_EXTRA_VALUE_LEN => s.into_owned(),
             Scalar::Bool(b) => b.to_string(),
@@ -323,7 +325,7 @@ impl Draft {
     }
 
     /// Checks what only the whole record can tell, infers the kind, and builds the span.
-    fn finish(self, limits: &DecodeLimits, now_ms: u64) -> Result<Span, DecodeError> {
+    pub(crate) fn finish(self, limits: &DecodeLimits, now_ms: u64) -> Result<Span, DecodeError> {
         // Destructured whole so that a new draft field cannot be forgotten here.
         let Draft {
             max_tokens: _,
@@ -442,7 +444,7 @@ impl Draft {
 
 /// A JSON (or OTLP `AnyValue`) value, as far as glassbox needs to know it.
 #[derive(Debug)]
-enum Scalar<'de> {
+pub(crate) enum Scalar<'de> {
     Null,
     Bool(bool),
     U64(u64),

@@ -34,11 +34,13 @@
 mod conventions;
 mod error;
 mod json;
+mod otlp;
 mod span;
 mod text;
 
 pub use conventions::{ATTRIBUTE_ALIASES, CONTENT_ATTRIBUTE_PREFIXES, is_content_attribute};
 pub use error::{DecodeError, Horizon};
 pub use json::{DecodeLimits, JsonDecoder, MAX_EXTRA_VALUE_LEN};
+pub use otlp::{MAX_SPANS_PER_RECORD, OtlpBatch, RejectedSpan};
 pub use span::{Span, SpanKind, StatusCode, TokenUsage};
 pub use text::{SpanText, TEXT_SOURCES, TextOptions};
