@@ -40,7 +40,7 @@ def outcome_for(seed, model, content):
                          "length" if roll < 0.33 else "ok")
     prompt = rng.randint(20, 400)
     # OpenAI caches in 16-token steps (beyond 1024 in reality; smaller here to keep spans small)
-    cached = rng.choice([0, max(16, (prompt // 2) // 16 * 16), max(16, (prompt // 3) // 16 * 16)])
+    cached = rng.choice([0, max(16, (prompt // 2) // 16 * 16), max(16, (prompt // 3) // 16 * 16), 16])
     cached = min(cached, prompt)
     n_words = rng.randint(4, 12) if outcome != "length" else 16
     completion_visible = n_words * 2

@@ -28,7 +28,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 MODELS = ("gpt-4o-mini", "gpt-4o", "o3-mini")
 # With the default --mix, call i forces this outcome on the fake server, so even a few calls
 # cover every case (the fake server honours the tag; the client still reads the real result).
-PATTERN = ("ok", "ok", "length", "429", "ok", "500", "ok", "length", "ok")
+PATTERN = ("ok", "ok", "length", "429", "ok", "500", "length", "length", "ok")
 
 
 class CallTagger(SpanProcessor):
@@ -118,7 +118,8 @@ def main():
 
     calls = []
     for i in range(a.calls):
-        model = MODELS[i % len(MODELS)]
+        # every model gets plain and streamed calls: i%3==0 plain, else streamed
+        model = MODELS[(i + i // 3) % len(MODELS)]
         stream = (i % 3) != 0
         tag = f" [force:{PATTERN[i % len(PATTERN)]}]" if a.mix == "pattern" else ""
         content = f"call {i} seed {a.seed}: say something about glassbox{tag}"
