@@ -5,7 +5,7 @@
 #   ~/.cache/glassbox/tools/otelcol-glassbox          (GLASSBOX_TOOLS overrides the dir)
 #
 # Idempotent: skipped when the cached binary reports the expected version and was built from
-# the same go.mod/go.sum/main.go (stamp file beside it). Prints the binary's path on stdout.
+# the same go.mod, go.sum and *.go (stamp file beside it). Prints the binary's path on stdout.
 # Knobs: OTELCOL_BUILD_TIMEOUT (s, default 1500). Gentle on shared machines: one compile job
 # at a time (-p=1) and nice 10. Measured here (2 cores, shared): see schemas/testdata/otlp/README.md.
 set -euo pipefail
@@ -18,7 +18,7 @@ TIMEOUT="${OTELCOL_BUILD_TIMEOUT:-1500}"
 log() { printf '[install-otelcol] %s\n' "$*" >&2; }
 die() { printf '[install-otelcol] ERROR: %s\n' "$*" >&2; exit 1; }
 
-stamp_want="$(cat "$SRC/go.mod" "$SRC/go.sum" "$SRC/main.go" | sha256sum | cut -d' ' -f1)"
+stamp_want="$(cat "$SRC/go.mod" "$SRC/go.sum" "$SRC"/*.go | sha256sum | cut -d' ' -f1)"
 if [[ -x "$BIN" && -f "$BIN.stamp" && "$(cat "$BIN.stamp")" == "$stamp_want" ]] &&
   "$BIN" --version 2>/dev/null | grep -q "version $WANT_VERSION"; then
   log "cached: $BIN ($("$BIN" --version))"

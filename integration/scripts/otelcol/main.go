@@ -26,7 +26,8 @@ const Version = "0.165.0"
 
 func components() (otelcol.Factories, error) {
 	var err error
-	f := otelcol.Factories{}
+	// Since v0.1xx the service's own telemetry is a factory too; without one the config fails.
+	f := otelcol.Factories{Telemetry: newTelemetryFactory()}
 	if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](); err != nil {
 		return f, err
 	}
