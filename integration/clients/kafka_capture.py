@@ -2,7 +2,7 @@
 """Reads back the raw records the Collector's Kafka exporter wrote, and turns a few into fixtures.
 
     python kafka_capture.py dump --brokers H:P --topic T [--topic T2 …] --expect-spans N \
-        --out DIR [--timeout 60]
+        --out DIR [--timeout 60] [--since-ms EPOCH_MS]
     python kafka_capture.py fixtures --dump DIR --truth client.truth.json --prefix openllmetry \
         --encoding proto|json --topic T --dest schemas/testdata/otlp [--max-records 3] [--tag batch]
 
@@ -64,6 +64,8 @@ def cmd_dump(a):
         if m is None or m.error():
             continue
         t, raw = m.topic(), m.value() or b""
+        if m.timestamp()[1] < a.since_ms:  # left over from an earlier run on a kept stack
+            continue
         enc = "json" if raw[:1] == b"{" else "proto"
         try:
             spans[t] += len(decode_spans(raw, enc))
@@ -150,6 +152,8 @@ def main():
     d.add_argument("--expect-spans", type=int, required=True)
     d.add_argument("--out", required=True)
     d.add_argument("--timeout", type=float, default=60)
+    d.add_argument("--since-ms", type=int, default=0,
+                   help="skip records with an older timestamp (earlier runs on the same topics)")
     f = sub.add_parser("fixtures")
     f.add_argument("--dump", required=True)
     f.add_argument("--truth", required=True)

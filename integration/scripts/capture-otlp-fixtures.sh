@@ -111,13 +111,14 @@ EOF
   [ "$up" = 1 ] || { tail -20 "$WORK/otelcol-$lib.log" >&2; die "collector did not start"; }
   log "$lib: collector up on 127.0.0.1:$port"
   t0=$(date +%s)
+  since_ms=$(( t0 * 1000 - 1000 ))
   timeout 300 "$PY" "$CLIENTS/llm_client.py" --instrumentation "$lib" \
     --otlp-endpoint "http://127.0.0.1:$port" --openai-base-url "$FAKE" \
     --calls "$CALLS" --flush-every "$FLUSH_EVERY" --seed "$SEED" --truth "$WORK/$lib.truth.json"
   spans="$("$PY" -c 'import json,sys; print(sum(len(c["spans"]) for c in json.load(open(sys.argv[1]))["calls"]))' "$WORK/$lib.truth.json")"
   timeout 120 "$PY" "$CLIENTS/kafka_capture.py" dump --brokers "$BROKERS" \
     --topic "$lib-proto" --topic "$lib-json" --topic "$lib-proto-byid" \
-    --expect-spans "$spans" --out "$WORK/dump"
+    --expect-spans "$spans" --since-ms "$since_ms" --out "$WORK/dump"
   log "$lib: $spans spans in each topic after $(( $(date +%s) - t0 )) s (client + read back)"
   kill "$cpid"; wait "$cpid" 2>/dev/null || true
 done
