@@ -143,6 +143,14 @@ fn decode(c: &mut Criterion) {
             },
         );
     }
+    // prost's part alone: what parsing the protobuf costs before any mapping.
+    g.bench_function(format!("otlp_proto_prost_only/{N}_spans"), |b| {
+        b.iter(|| {
+            for r in &proto {
+                black_box(ExportTraceServiceRequest::decode(black_box(&r[..])).expect("parses"));
+            }
+        })
+    });
     g.bench_function(format!("span_facts/{N}_spans"), |b| {
         b.iter(|| {
             for s in &spans {

@@ -303,6 +303,15 @@ impl Draft {
     ) -> Result<(), DecodeError> {
         match known {
             Some(known) => self.apply(known, value),
+            // OpenInference puts the model of a failed call only here (its error spans have no
+            // `llm.model_name`): the request model, below every attribute that names one.
+            None if key == INVOCATION_PARAMETERS => {
+                if let Scalar::Str(params) = &value {
+                    self.request_model
+                        .offer(u8::MAX, invocation_model(params).filter(|m| !m.is_empty()));
+                }
+                Ok(())
+            }
             None if is_content_attribute(&key) => Ok(()),
             None => {
                 self.push_extra(key, value);
@@ -437,6 +446,19 @@ impl Draft {
             text: text.and_then(|t| t.finish()).map(Box::new),
         })
     }
+}
+
+/// OpenInference's JSON string of the request's parameters (`{"model": …, "stream": …}`).
+const INVOCATION_PARAMETERS: &str = "llm.invocation_parameters";
+
+/// The `model` of an `llm.invocation_parameters` JSON string, if it names one. Nothing else
+/// of it is read: it is not text, but it is the sender's JSON, so only one field is looked at.
+fn invocation_model(params: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Params {
+        model: Option<String>,
+    }
+    serde_json::from_str::<Params>(params).ok()?.model
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@
 //!   a resource describes the process, not the call.
 //! - **Status** is OTLP's `status.code` (0 unset, 1 ok, 2 error) and `status.message`.
 //! - **Events**: an `exception` event gives the error type (`exception.type`) when no attribute
-//!   did; a first-token event (OpenInference's `First Token Stream Event`, or any event whose
-//!   name says first token) gives the TTFT, relative to span start, when no attribute did.
+//!   did; a first-token event (OpenInference's `First Token Stream Event`, OpenLLMetry's first
+//!   `gen_ai.content.completion.chunk`, or any event whose name says first token) gives the
+//!   TTFT, relative to span start, when no attribute did.
 //!
 //! A span that cannot be decoded is a [`RejectedSpan`], named by its ids, beside the good spans
 //! of its batch; only a record that is not a batch at all is a [`DecodeError`] of its own.
@@ -209,8 +210,13 @@ fn event(draft: &mut Draft, event: &Event, start_ns: u64) {
 }
 
 /// Whether an event marks the first token of a streamed answer: OpenInference's
-/// `First Token Stream Event`, or another library's event whose name says so.
+/// `First Token Stream Event` (0.1.66), OpenLLMetry's first `gen_ai.content.completion.chunk`
+/// (0.62.4 writes one per chunk received; events are in time order and the first offer stays),
+/// or another library's event whose name says first token.
 fn is_first_token_event(name: &str) -> bool {
+    if name == "gen_ai.content.completion.chunk" {
+        return true;
+    }
     let lower = name.to_ascii_lowercase();
     lower.contains("first token") || lower.contains("first_token")
 }
