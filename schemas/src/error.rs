@@ -118,11 +118,17 @@ pub enum DecodeError {
         /// What is wrong, and where (never a value of the record).
         message: String,
     },
+    /// With `decode.format = "auto"`: a record that no enabled format claims.
+    #[error("unknown format: {message}")]
+    UnknownFormat {
+        /// What the record looks like (its length and first byte, never its content).
+        message: String,
+    },
 }
 
 impl DecodeError {
     /// Every value [`DecodeError::reason`] can return, e.g. to register counters up front.
-    pub const REASONS: [&'static str; 11] = [
+    pub const REASONS: [&'static str; 12] = [
         "invalid_json",
         "missing_field",
         "bad_type",
@@ -134,6 +140,7 @@ impl DecodeError {
         "bad_id",
         "empty_id",
         "invalid_otlp",
+        "unknown_format",
     ];
 
     /// A short, stable machine code for the dead-letter header and the counter label.
@@ -150,6 +157,7 @@ impl DecodeError {
             DecodeError::BadId { .. } => "bad_id",
             DecodeError::EmptyId { .. } => "empty_id",
             DecodeError::InvalidOtlp { .. } => "invalid_otlp",
+            DecodeError::UnknownFormat { .. } => "unknown_format",
         }
     }
 
@@ -165,7 +173,9 @@ impl DecodeError {
             | DecodeError::EmptyId { field } => Some(field),
             DecodeError::EndBeforeStart { .. } => Some("end_time_unix_nano"),
             DecodeError::BeyondHorizon { .. } => Some("start_time_unix_nano"),
-            DecodeError::InvalidJson { .. } | DecodeError::InvalidOtlp { .. } => None,
+            DecodeError::InvalidJson { .. }
+            | DecodeError::InvalidOtlp { .. }
+            | DecodeError::UnknownFormat { .. } => None,
         }
     }
 }

@@ -33,6 +33,7 @@
 
 mod conventions;
 mod error;
+mod format;
 mod json;
 mod otlp;
 mod span;
@@ -40,6 +41,7 @@ mod text;
 
 pub use conventions::{ATTRIBUTE_ALIASES, CONTENT_ATTRIBUTE_PREFIXES, is_content_attribute};
 pub use error::{DecodeError, Horizon};
+pub use format::{Decoded, InputFormat};
 pub use json::{DecodeLimits, JsonDecoder, MAX_EXTRA_VALUE_LEN};
 pub use otlp::{MAX_SPANS_PER_RECORD, OtlpBatch, RejectedSpan};
 pub use span::{Span, SpanKind, StatusCode, TokenUsage};

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use glassbox_schemas::{JsonDecoder, Span, StatusCode};
+use glassbox_schemas::{Decoded, InputFormat, JsonDecoder, Span, StatusCode};
 use serde_json::Value;
 
 fn testdata() -> PathBuf {
@@ -163,6 +163,26 @@ fn proto_and_json_records_of_the_same_spans_decode_alike() {
         compared += 1;
     }
     assert_eq!(compared, 6, "3 batches of each library");
+}
+
+#[test]
+fn auto_detection_tells_every_real_record_by_its_first_bytes() {
+    for (record, bytes, truth) in fixtures() {
+        let encoding = truth["encoding"].as_str().unwrap();
+        assert_eq!(
+            InputFormat::detect(&bytes).map(|f| f.as_str()),
+            Some(encoding),
+            "{record}"
+        );
+        let now_ms = truth["kafka"]["timestamp_ms"].as_u64().unwrap();
+        let decoded = JsonDecoder::default()
+            .decode_as(InputFormat::Auto, &bytes, now_ms)
+            .unwrap();
+        let Decoded::Batch(batch) = decoded else {
+            panic!("{record}: a batch")
+        };
+        assert_eq!(batch.len(), truth["spans"].as_array().unwrap().len());
+    }
 }
 
 #[test]

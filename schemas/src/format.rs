@@ -1,0 +1,199 @@
+//! Which format a record is in, and decoding it as that format.
+//!
+//! A topic may carry native JSON spans, OTLP protobuf batches and OTLP/JSON batches side by
+//! side (a team migrating to the Collector, say). [`InputFormat::Auto`] tells them apart by
+//! their first bytes, by rules that cannot mistake one for another, and never guesses: a record
+//! that none of the rules claims is refused with reason `unknown_format`.
+//!
+//! - `{` (after ASCII white space) whose first key is `"resourceSpans"`: OTLP/JSON (the only
+//!   field of an OTLP/JSON trace request). Any other JSON object: a native span.
+//! - `0x0a`: field 1 (`resource_spans`), length-delimited: OTLP protobuf. A protobuf trace
+//!   request whose first field is anything else does not occur: the Collector and the SDKs
+//!   write only field 1 at the top level.
+//! - Anything else (an empty record, `0x00` of a Confluent-framed record, text, …): unknown.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DecodeError;
+use crate::json::JsonDecoder;
+use crate::otlp::OtlpBatch;
+use crate::span::Span;
+
+/// The format records of the input topic are read as (`decode.format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputFormat {
+    /// Tell each record's format by its first bytes (the module docs give the rules).
+    #[default]
+    Auto,
+    /// One native JSON span per record (`README.md` of this crate).
+    NativeJson,
+    /// One protobuf OTLP `ExportTraceServiceRequest` / `TracesData` per record.
+    OtlpProto,
+    /// One OTLP/JSON trace request per record.
+    OtlpJson,
+}
+
+impl InputFormat {
+    /// The format's name in config and headers.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            InputFormat::Auto => "auto",
+            InputFormat::NativeJson => "native_json",
+            InputFormat::OtlpProto => "otlp_proto",
+            InputFormat::OtlpJson => "otlp_json",
+        }
+    }
+
+    /// The format of `bytes` by the rules of the module docs; `None` when none claims it.
+    pub fn detect(bytes: &[u8]) -> Option<InputFormat> {
+        // 0x0a is also a newline: an object's start is checked first, and it needs `"` or `}`
+        // after the `{`, which no protobuf trace request has there (its byte after a length of
+        // 0x7b would be a `ResourceSpans` field tag: 0x0a, 0x12 or 0x1a).
+        let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+        if let Some(start) = start
+            && bytes[start] == b'{'
+            && let Some(rest) = object_body(&bytes[start + 1..])
+        {
+            return Some(if first_key_is(rest, b"resourceSpans") {
+                InputFormat::OtlpJson
+            } else {
+                InputFormat::NativeJson
+            });
+        }
+        (bytes.first() == Some(&0x0a)).then_some(InputFormat::OtlpProto)
+    }
+}
+
+/// What follows an object's `{` from its first key's `"` (or its `}`) on, if that is what
+/// follows it.
+fn object_body(rest: &[u8]) -> Option<&[u8]> {
+    let at = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    matches!(rest[at], b'"' | b'}').then_some(&rest[at..])
+}
+
+/// Whether an object body starts with the key `key` (unescaped).
+fn first_key_is(body: &[u8], key: &[u8]) -> bool {
+    body.first() == Some(&b'"')
+        && body[1..].starts_with(key)
+        && body.get(1 + key.len()) == Some(&b'"')
+}
+
+/// A decoded record: one native span, or an OTLP batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A native JSON record's span (boxed: a span is far larger than a batch's vector).
+    Span(Box<Span>),
+    /// An OTLP record's spans, each decoded or refused on its own.
+    Batch(OtlpBatch),
+}
+
+impl JsonDecoder {
+    /// Decodes one record as `format` (detected first with [`InputFormat::Auto`]). `Err`: the
+    /// whole record is refused, with `unknown_format` when no format claims it.
+    pub fn decode_as(
+        &self,
+        format: InputFormat,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<Decoded, DecodeError> {
+        let format = match format {
+            InputFormat::Auto => {
+                InputFormat::detect(bytes).ok_or_else(|| DecodeError::UnknownFormat {
+                    message: describe(bytes),
+                })?
+            }
+            other => other,
+        };
+        match format {
+            InputFormat::NativeJson | InputFormat::Auto => {
+                self.decode(bytes, now_ms).map(|s| Decoded::Span(Box::new(s)))
+            }
+            InputFormat::OtlpProto => self.decode_otlp_proto(bytes, now_ms).map(Decoded::Batch),
+            InputFormat::OtlpJson => self.decode_otlp_json(bytes, now_ms).map(Decoded::Batch),
+        }
+    }
+}
+
+/// What the start of an unclaimed record looks like, without quoting it: its length and first
+/// byte in hex (a byte says what framing it is; content is never copied).
+fn describe(bytes: &[u8]) -> String {
+    match bytes.first() {
+        None => "an empty record".to_owned(),
+        Some(b) => format!(
+            "{} bytes starting with 0x{b:02x}: neither a JSON object, nor an OTLP protobuf trace request",
+            bytes.len()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_format_is_told_by_its_first_bytes() {
+        let cases: [(&[u8], Option<InputFormat>); 13] = [
+            (br#"{"trace_id":"ab"}"#, Some(InputFormat::NativeJson)),
+            (b"  \n{\"span_id\":1}", Some(InputFormat::NativeJson)),
+            (br#"{"resourceSpans":[]}"#, Some(InputFormat::OtlpJson)),
+            (b"{ \"resourceSpans\" : []}", Some(InputFormat::OtlpJson)),
+            // Another first key, or the name only as a prefix: a native record (which will then
+            // say what is wrong with it), never a guess at OTLP.
+            (br#"{"resourceSpansX":[]}"#, Some(InputFormat::NativeJson)),
+            (b"\x0a\x02\x12\x00", Some(InputFormat::OtlpProto)),
+            (b"", None),
+            (b"\x00\x00\x00\x00\x07avro", None),
+            (b"hello", None),
+            // Protobuf is binary: leading white space is not a protobuf record.
+            (b" \x0a\x00", None),
+            // A JSON record after a newline is JSON; a request of 123 bytes (0x7b = `{`) is not.
+            (b"\n{\"trace_id\":1}", Some(InputFormat::NativeJson)),
+            (b"\x0a\x7b\x12\x00", Some(InputFormat::OtlpProto)),
+            (b"{}", Some(InputFormat::NativeJson)),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(InputFormat::detect(bytes), want, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn an_unclaimed_record_is_refused_as_unknown_format_without_quoting_it() {
+        let decoder = JsonDecoder::default();
+        let error = decoder
+            .decode_as(InputFormat::Auto, b"secret prompt text", 0)
+            .unwrap_err();
+        assert_eq!(error.reason(), "unknown_format");
+        assert!(!error.to_string().contains("secret"), "{error}");
+        assert_eq!(
+            decoder
+                .decode_as(InputFormat::Auto, b"", 0)
+                .unwrap_err()
+                .reason(),
+            "unknown_format"
+        );
+        // A fixed format is taken at its word: no detection, that format's own errors.
+        let error = decoder
+            .decode_as(InputFormat::OtlpProto, br#"{"trace_id":"ab"}"#, 0)
+            .unwrap_err();
+        assert_eq!(error.reason(), "invalid_otlp");
+        let error = decoder
+            .decode_as(InputFormat::NativeJson, b"\x0a\x00", 0)
+            .unwrap_err();
+        assert_eq!(error.reason(), "invalid_json");
+    }
+
+    #[test]
+    fn the_names_are_the_config_names() {
+        for f in [
+            InputFormat::Auto,
+            InputFormat::NativeJson,
+            InputFormat::OtlpProto,
+            InputFormat::OtlpJson,
+        ] {
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(json, format!("\"{}\"", f.as_str()));
+            assert_eq!(serde_json::from_str::<InputFormat>(&json).unwrap(), f);
+        }
+    }
+}
