@@ -106,9 +106,9 @@ impl JsonDecoder {
             other => other,
         };
         match format {
-            InputFormat::NativeJson | InputFormat::Auto => {
-                self.decode(bytes, now_ms).map(|s| Decoded::Span(Box::new(s)))
-            }
+            InputFormat::NativeJson | InputFormat::Auto => self
+                .decode(bytes, now_ms)
+                .map(|s| Decoded::Span(Box::new(s))),
             InputFormat::OtlpProto => self.decode_otlp_proto(bytes, now_ms).map(Decoded::Batch),
             InputFormat::OtlpJson => self.decode_otlp_json(bytes, now_ms).map(Decoded::Batch),
         }

@@ -26,7 +26,9 @@ use std::borrow::Cow;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::{Span as OtlpSpan, span::Event, status};
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span as OtlpSpan, span::Event, status,
+};
 use prost::Message;
 
 use crate::conventions::{Known, classify, is_content_attribute};
@@ -49,6 +51,10 @@ pub struct RejectedSpan {
     pub span_id: String,
     /// Why the span was refused.
     pub error: DecodeError,
+    /// The span alone, as a record of the input's own encoding: a trace request holding its
+    /// resource, its scope and only this span. This is what the dead-letter topic gets, so the
+    /// refused span can be inspected or replayed without its good neighbours counting twice.
+    pub record: Vec<u8>,
 }
 
 /// Every span of one OTLP record, in the record's order: decoded, or refused with its reason.
@@ -64,7 +70,7 @@ impl JsonDecoder {
             ExportTraceServiceRequest::decode(bytes).map_err(|e| DecodeError::InvalidOtlp {
                 message: format!("not an OTLP protobuf trace request: {e}"),
             })?;
-        self.decode_otlp_request(&request, now_ms)
+        self.decode_otlp_request(&request, now_ms, Encoding::Proto)
     }
 
     /// Decodes one `otlp_json` record: OTLP/JSON `{"resourceSpans": […]}` as the Collector
@@ -75,7 +81,7 @@ impl JsonDecoder {
                 // serde's message names the position and the expected shape, never a value.
                 message: format!("not an OTLP/JSON trace request: {}", otlp_json_error(&e)),
             })?;
-        self.decode_otlp_request(&request, now_ms)
+        self.decode_otlp_request(&request, now_ms, Encoding::Json)
     }
 
     /// Maps every span of a parsed request.
@@ -83,6 +89,7 @@ impl JsonDecoder {
         &self,
         request: &ExportTraceServiceRequest,
         now_ms: u64,
+        encoding: Encoding,
     ) -> Result<OtlpBatch, DecodeError> {
         let count: usize = request
             .resource_spans
@@ -111,6 +118,7 @@ impl JsonDecoder {
                                 trace_id: hex(&span.trace_id),
                                 span_id: hex(&span.span_id),
                                 error,
+                                record: alone(resource_spans, scope_spans, span, encoding),
                             }),
                     );
                 }
@@ -155,6 +163,38 @@ impl JsonDecoder {
             self::event(&mut draft, event, span.start_time_unix_nano);
         }
         draft.finish(self.limits(), now_ms)
+    }
+}
+
+/// How the input record was encoded (and so how a refused span is written back).
+#[derive(Clone, Copy)]
+enum Encoding {
+    Proto,
+    Json,
+}
+
+/// `span` alone in a trace request, with its resource and scope, encoded as the input was.
+fn alone(
+    resource_spans: &ResourceSpans,
+    scope_spans: &ScopeSpans,
+    span: &OtlpSpan,
+    encoding: Encoding,
+) -> Vec<u8> {
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource_spans.resource.clone(),
+            scope_spans: vec![ScopeSpans {
+                scope: scope_spans.scope.clone(),
+                spans: vec![span.clone()],
+                schema_url: scope_spans.schema_url.clone(),
+            }],
+            schema_url: resource_spans.schema_url.clone(),
+        }],
+    };
+    match encoding {
+        Encoding::Proto => request.encode_to_vec(),
+        // Serialising prost's own types cannot fail (no maps with non-string keys).
+        Encoding::Json => serde_json::to_vec(&request).unwrap_or_default(),
     }
 }
 
@@ -319,7 +359,7 @@ mod tests {
     use crate::{SpanKind, TextOptions};
     use opentelemetry_proto::tonic::common::v1::ArrayValue;
     use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status};
+    use opentelemetry_proto::tonic::trace::v1::Status;
     use proptest::prelude::*;
 
     const NOW: u64 = 1_764_316_800_000;
@@ -493,21 +533,26 @@ mod tests {
         let mut no_end = llm_span([9; 8], sample_attributes());
         no_end.end_time_unix_nano = 0;
         let batch = JsonDecoder::default()
-            .decode_otlp_proto(&proto(&request(vec![], vec![good, bad, no_end])), NOW)
+            .decode_otlp_proto(
+                &proto(&request(vec![], vec![good, bad.clone(), no_end])),
+                NOW,
+            )
             .unwrap();
         assert_eq!(batch.len(), 3);
         assert!(batch[0].is_ok());
+        let rejected = batch[1].as_ref().unwrap_err();
+        assert_eq!(rejected.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(rejected.span_id, "0102030405060708");
         assert_eq!(
-            batch[1],
-            Err(RejectedSpan {
-                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-                span_id: "0102030405060708".into(),
-                error: DecodeError::NegativeTokens {
-                    field: "gen_ai.usage.input_tokens",
-                    value: -5
-                },
-            })
+            rejected.error,
+            DecodeError::NegativeTokens {
+                field: "gen_ai.usage.input_tokens",
+                value: -5
+            }
         );
+        // The dead-letter copy holds the refused span alone, with its resource.
+        let alone = ExportTraceServiceRequest::decode(&rejected.record[..]).unwrap();
+        assert_eq!(alone, request(vec![], vec![bad.clone()]));
         let rejected = batch[2].as_ref().unwrap_err();
         assert_eq!(rejected.span_id, "0909090909090909");
         assert_eq!(
