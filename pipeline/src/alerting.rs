@@ -11,82 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glassbox_operators::alerts::{AlertEvent, AlertKind};
-use glassbox_operators::rules::Rules;
-use glassbox_operators::{Dimensions, Views};
-use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+pub use crate::config::AlertsConfig;
 use crate::sink::Record;
 use crate::sink::threaded::{WriteError, Writer};
-
-/// `[alerts]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AlertsConfig {
-    /// A rules file (TOML, `[[rule]]` tables; see the README's "Alerts"); `""`: no rules, no
-    /// alerting. Checked at start-up: an error names the rule and the position.
-    pub rules: String,
-    /// Also emit `pending` and `cancelled` transitions (by default only `firing` and
-    /// `resolved` reach the sinks).
-    pub pending_events: bool,
-    /// Prometheus Alertmanager base URL, e.g. `http://alertmanager:9093`; `""` disables.
-    pub alertmanager_url: String,
-    /// How often alerts still firing are sent to Alertmanager again (ms), so that it does not
-    /// resolve them by itself (`resolve_timeout`).
-    pub alertmanager_resend_ms: u64,
-}
-
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        Self {
-            rules: String::new(),
-            pending_events: false,
-            alertmanager_url: String::new(),
-            alertmanager_resend_ms: 60_000,
-        }
-    }
-}
-
-impl AlertsConfig {
-    /// The rules, parsed against the configured dimensions and views; `None` without rules.
-    pub fn load_rules(
-        &self,
-        dims: &Dimensions,
-        views: &Views,
-    ) -> Result<Option<Rules>, ConfigError> {
-        if self.rules.is_empty() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&self.rules).map_err(|e| ConfigError::Invalid {
-            field: "alerts.rules",
-            message: format!("cannot read `{}`: {e}", self.rules),
-        })?;
-        Rules::parse(&text, dims, views)
-            .map(Some)
-            .map_err(|e| ConfigError::Invalid {
-                field: "alerts.rules",
-                message: format!("`{}`: {e}", self.rules),
-            })
-    }
-
-    /// Checks the section; the error names the field.
-    pub fn validate(&self, dims: &Dimensions, views: &Views) -> Result<(), ConfigError> {
-        let url = &self.alertmanager_url;
-        let http = url.starts_with("http://") || url.starts_with("https://");
-        if !url.is_empty() && !http {
-            return Err(ConfigError::Invalid {
-                field: "alerts.alertmanager_url",
-                message: format!("must be an http(s) URL, got `{}`", self.alertmanager_url),
-            });
-        }
-        self.load_rules(dims, views).map(|_| ())
-    }
-
-    /// Whether an event of `kind` goes to the sinks.
-    pub fn delivers(&self, kind: AlertKind) -> bool {
-        self.pending_events || matches!(kind, AlertKind::Firing | AlertKind::Resolved)
-    }
-}
 
 impl Record for AlertEvent {
     fn key(&self) -> &str {
@@ -101,7 +29,7 @@ impl Record for AlertEvent {
 /// `ms` since the epoch as RFC 3339 UTC, e.g. `2026-11-28T10:25:00.000Z`.
 pub fn rfc3339(ms: u64) -> String {
     let (days, rem) = ((ms / 86_400_000) as i64, ms % 86_400_000);
-    let (y, m, d) = crate::pricing::civil_from_days(days);
+    let (y, m, d) = crate::config::cost::civil_from_days(days);
     let (h, min, s, milli) = (
         rem / 3_600_000,
         rem / 60_000 % 60,
@@ -228,49 +156,5 @@ mod tests {
     fn timestamps_render_as_rfc3339_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_795_908_600_123), "2026-11-28T23:30:00.123Z");
-    }
-
-    #[test]
-    fn bad_settings_name_the_field() {
-        let (dims, views) = (Dimensions::default(), Views::standard(60_000, 300_000));
-        let c = AlertsConfig {
-            alertmanager_url: "localhost:9093".into(),
-            ..AlertsConfig::default()
-        };
-        assert!(
-            c.validate(&dims, &views)
-                .unwrap_err()
-                .to_string()
-                .contains("alerts.alertmanager_url")
-        );
-        let dir = std::env::temp_dir().join(format!("glassbox-rules-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("rules.toml");
-        std::fs::write(
-            &path,
-            "[[rule]]\nname = \"r\"\nview = \"sliding_5m\"\nwhen = \"p95(latency_ms) >\"\n",
-        )
-        .unwrap();
-        let c = AlertsConfig {
-            rules: path.display().to_string(),
-            ..AlertsConfig::default()
-        };
-        let e = c.validate(&dims, &views).unwrap_err().to_string();
-        assert!(
-            e.contains("alerts.rules") && e.contains("rule #1 `r`") && e.contains("1:"),
-            "{e}"
-        );
-        let missing = AlertsConfig {
-            rules: "/nonexistent/rules.toml".into(),
-            ..AlertsConfig::default()
-        };
-        assert!(
-            missing
-                .validate(&dims, &views)
-                .unwrap_err()
-                .to_string()
-                .contains("/nonexistent/rules.toml")
-        );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -8,6 +8,7 @@
 pub mod alerting;
 pub mod cli;
 pub mod config;
+pub use config::secret;
 pub mod dataflow;
 pub mod demo;
 pub mod loadgen;
@@ -16,7 +17,6 @@ pub mod outbox;
 pub mod pricing;
 pub mod quality;
 pub mod record;
-pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod telemetry;

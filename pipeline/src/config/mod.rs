@@ -5,13 +5,38 @@
 //! (sections separated by a double underscore; values parsed as TOML, else taken as strings).
 //! Secrets never appear in the file: a `kafka.properties` value written `env:NAME` or
 //! `file:/path` is read from that variable or file at start-up, and is never logged.
+//!
+//! A leaf: this tree imports nothing else of the crate, every other module reads it. One file
+//! per section, its struct, defaults and validation side by side, in the order a span meets
+//! them: [`secret`] (the `env:`/`file:` references any section may hold), [`kafka`]
+//! (`[kafka]`, `[source]`), [`metrics`] (`[decode]`, `[metrics]`, `[telemetry]`), [`cost`]
+//! (`[cost]`: prices, spend calendar, budgets), [`quality`] (`[quality]`), [`alerts`]
+//! (`[alerts]`), then the sinks' sections [`influx`] and [`redis`]. This file holds the whole
+//! tree ([`Config`]), its loading (TOML, env overrides), the checks that span sections, and
+//! [`ConfigError`].
+
+pub mod alerts;
+pub mod cost;
+pub mod influx;
+pub mod kafka;
+pub mod metrics;
+pub mod quality;
+pub mod redis;
+pub mod secret;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use glassbox_operators::{Dimensions, Views};
-use glassbox_schemas::DecodeLimits;
 use serde::{Deserialize, Serialize};
+
+pub use alerts::AlertsConfig;
+pub use cost::{Budget, BudgetLine, BudgetsConfig, Calendar, CostConfig};
+pub use influx::{InfluxApi, InfluxConfig};
+pub use kafka::{KafkaConfig, SourceConfig};
+pub use metrics::{DecodeConfig, MetricsConfig, TelemetryConfig};
+pub use quality::QualityConfig;
+pub use redis::RedisConfig;
+pub use secret::Secret;
 
 /// A configuration that cannot be used; the message names the field.
 #[derive(Debug, thiserror::Error)]
@@ -60,204 +85,15 @@ pub struct Config {
     /// The pipeline's own telemetry.
     pub telemetry: TelemetryConfig,
     /// The InfluxDB sink: every window record as line protocol (see `sink::influx`).
-    pub influx: crate::sink::influx::InfluxConfig,
+    pub influx: InfluxConfig,
     /// The Redis sink: live per-series state for applications (see `sink::redis`).
-    pub redis: crate::sink::redis::RedisConfig,
+    pub redis: RedisConfig,
     /// Pricing, live spend and budgets (see `pricing`).
-    pub cost: crate::pricing::CostConfig,
+    pub cost: CostConfig,
     /// Alert rules and where their events go (see `alerting`).
-    pub alerts: crate::alerting::AlertsConfig,
+    pub alerts: AlertsConfig,
     /// RAG faithfulness and user feedback (see `quality`).
-    pub quality: crate::quality::QualityConfig,
-}
-
-/// Kafka connection, topics and client properties.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// Bootstrap servers, comma separated. Example: `"kafka-1:9092,kafka-2:9092"`.
-    pub brokers: String,
-    /// The topic LLM spans are published to (one span per record, key = trace id). It must exist.
-    pub input_topic: String,
-    /// Consumer group: offsets are committed to it (partitions are assigned statically).
-    pub group_id: String,
-    /// Where a record per (view, series, window) goes when the window closes.
-    pub metrics_topic: String,
-    /// Where undecodable and late records go, with the reason in headers.
-    pub deadletter_topic: String,
-    /// Where alert events go: budget thresholds crossed (and, later, rule alerts).
-    pub alerts_topic: String,
-    /// Where the durable frontier is committed with the offsets (see the README, "Offsets"):
-    /// `metadata` (the commit metadata of every input partition; Apache Kafka, Redpanda) or
-    /// `state_topic` (the committed offset of this process's partition of `state_topic`, for
-    /// brokers that drop commit metadata, such as tansu). At start both are read.
-    pub frontier_store: String,
-    /// With `frontier_store = "state_topic"`: the topic whose committed offset holds the
-    /// durable frontier (created when missing).
-    pub state_topic: String,
-    /// Partitions of output topics that glassbox creates when they are missing.
-    pub output_partitions: i32,
-    /// Replication factor of output topics that glassbox creates.
-    pub output_replication: i32,
-    /// Where to start a partition without a committed offset: `earliest` or `latest`.
-    pub auto_offset_reset: String,
-    /// Extra librdkafka properties for every client, e.g. `"security.protocol" = "SASL_SSL"`,
-    /// `"sasl.password" = "env:KAFKA_PASSWORD"` (or `"file:/run/secrets/kafka"`).
-    pub properties: BTreeMap<String, String>,
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            brokers: "localhost:9092".into(),
-            input_topic: "llm.spans".into(),
-            group_id: "glassbox".into(),
-            metrics_topic: "glassbox.metrics".into(),
-            deadletter_topic: "glassbox.deadletter".into(),
-            alerts_topic: "glassbox.alerts".into(),
-            frontier_store: "metadata".into(),
-            state_topic: "glassbox.state".into(),
-            output_partitions: 4,
-            output_replication: 1,
-            auto_offset_reset: "earliest".into(),
-            properties: BTreeMap::new(),
-        }
-    }
-}
-
-/// How the Kafka source reads, watermarks and commits.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SourceConfig {
-    /// Timely worker threads in this process; input partitions are spread over them.
-    pub workers: usize,
-    /// At most this many records are read per activation of a worker's source.
-    pub max_records_per_activation: usize,
-    /// How far behind the largest event time seen the watermark trails (ms). A span whose
-    /// window has already closed when it arrives is late: counted, and dead-lettered if
-    /// `deadletter_late`.
-    pub allowed_lateness_ms: u64,
-    /// A partition without records for this long stops holding the watermark back (ms). When
-    /// all of a worker's partitions are idle, its watermark advances with the wall clock.
-    pub idle_timeout_ms: u64,
-    /// Treat input as finished once every partition is idle: close all windows, commit, exit.
-    /// For backfills, tests and benchmarks; a service leaves this `false`.
-    pub stop_when_idle: bool,
-    /// Dead-letter late spans with reason `late` (they are counted either way).
-    pub deadletter_late: bool,
-    /// How often offsets are committed (ms).
-    pub commit_interval_ms: u64,
-    /// Records produced but not yet acknowledged, per worker, beyond which the source stops
-    /// reading Kafka until the sinks catch up.
-    pub max_backlog: usize,
-    /// On restart, start reading before each committed offset and discard what precedes it:
-    /// `0` reads from the committed offset itself (right for Apache Kafka and Redpanda), `N`
-    /// starts N records earlier, `-1` starts at the beginning of the partition. Some brokers
-    /// (tansu 0.6) do not serve a fetch that starts inside a record batch (they skip to a later
-    /// batch, or return nothing): with them use `-1`, since a committed offset is rarely a batch
-    /// boundary.
-    pub resume_rewind_records: i64,
-}
-
-impl Default for SourceConfig {
-    fn default() -> Self {
-        Self {
-            workers: 2,
-            max_records_per_activation: 10_000,
-            allowed_lateness_ms: 5_000,
-            idle_timeout_ms: 10_000,
-            stop_when_idle: false,
-            deadletter_late: true,
-            commit_interval_ms: 1_000,
-            max_backlog: 200_000,
-            resume_rewind_records: 0,
-        }
-    }
-}
-
-/// Input validation limits.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DecodeConfig {
-    /// A token count above this is absurd and dead-lettered.
-    pub max_tokens: u64,
-    /// Spans that started longer ago than this are dead-lettered (ms).
-    pub horizon_past_ms: u64,
-    /// Spans that start further in the future than this are dead-lettered (ms).
-    pub horizon_future_ms: u64,
-}
-
-impl Default for DecodeConfig {
-    fn default() -> Self {
-        let d = DecodeLimits::default();
-        Self {
-            max_tokens: d.max_tokens,
-            horizon_past_ms: d.horizon_past_ms,
-            horizon_future_ms: d.horizon_future_ms,
-        }
-    }
-}
-
-impl DecodeConfig {
-    /// The decoder's limits.
-    pub fn limits(&self) -> DecodeLimits {
-        DecodeLimits {
-            max_tokens: self.max_tokens,
-            horizon_past_ms: self.horizon_past_ms,
-            horizon_future_ms: self.horizon_future_ms,
-        }
-    }
-}
-
-/// Series dimensions and windows.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// What makes a series: `provider`, `model`, `tenant`, `feature`, `operation`, `kind`,
-    /// `user`, `session`, `name`, or any attribute key (e.g. `deployment.environment`).
-    pub dimensions: Vec<String>,
-    /// Tumbling window width (ms); also the slide of the sliding view.
-    pub window_ms: u64,
-    /// Sliding view length (ms), a multiple of `window_ms`; 0 or `window_ms` disables it.
-    pub sliding_ms: u64,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        Self {
-            dimensions: Dimensions::default().0,
-            window_ms: 60_000,
-            sliding_ms: 300_000,
-        }
-    }
-}
-
-impl MetricsConfig {
-    /// The configured series dimensions.
-    pub fn dimensions(&self) -> Dimensions {
-        Dimensions(self.dimensions.clone())
-    }
-
-    /// The configured views.
-    pub fn views(&self) -> Views {
-        Views::standard(self.window_ms, self.sliding_ms)
-    }
-}
-
-/// The pipeline's own telemetry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TelemetryConfig {
-    /// How often the pipeline logs its counters (ms); 0 disables.
-    pub log_interval_ms: u64,
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        Self {
-            log_interval_ms: 10_000,
-        }
-    }
+    pub quality: QualityConfig,
 }
 
 impl Config {
@@ -451,11 +287,12 @@ impl Config {
             .properties
             .iter()
             .map(|(key, value)| {
-                let resolved = crate::secret::resolve(&format!("kafka.properties.{key}"), value)
-                    .map_err(|message| ConfigError::Secret {
+                let resolved = secret::resolve(&format!("kafka.properties.{key}"), value).map_err(
+                    |message| ConfigError::Secret {
                         key: key.clone(),
                         message,
-                    })?;
+                    },
+                )?;
                 Ok((key.clone(), resolved))
             })
             .collect()
