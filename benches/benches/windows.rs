@@ -9,7 +9,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use glassbox::loadgen::Generator;
 use glassbox_benches::{facts, replay_windows};
 use glassbox_operators::Views;
-use glassbox_operators::sketch::{bucket_of, summarize};
+use glassbox_operators::metrics::sketch::{bucket_of, summarize};
 
 const SPANS: usize = 100_000;
 

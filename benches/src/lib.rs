@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use glassbox::loadgen::Generator;
-use glassbox_operators::views::WindowKey;
+use glassbox_operators::metrics::views::WindowKey;
 use glassbox_operators::{Dimensions, SpanFacts, Views, WindowMetrics, window_metrics};
 use glassbox_schemas::{DecodeLimits, JsonDecoder};
 use timely::dataflow::operators::generic::operator::source;
@@ -126,7 +126,8 @@ pub fn in_process(
         thresholds: table.tier_thresholds(),
         ..Default::default()
     });
-    let board = glassbox_operators::pricing::PriceBoard::new(table, Duration::from_millis(100));
+    let board =
+        glassbox_operators::cost::pricing::PriceBoard::new(table, Duration::from_millis(100));
     let started = Instant::now();
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());

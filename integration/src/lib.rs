@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use glassbox::loadgen::GenSpan;
 use glassbox_operators::Views;
-use glassbox_operators::sketch::{ALPHA, QUANTILES, rank};
+use glassbox_operators::metrics::sketch::{ALPHA, QUANTILES, rank};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use glassbox_operators::alerts::alerts;
+use glassbox_operators::alerts::rules::Rules;
+use glassbox_operators::cost::pricing::{PriceBoard, priced};
+use glassbox_operators::metrics::windows::windows;
 use glassbox_operators::metrics_of_windows;
-use glassbox_operators::pricing::{PriceBoard, priced};
-use glassbox_operators::rules::Rules;
-use glassbox_operators::windows::windows;
 use glassbox_schemas::JsonDecoder;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -382,7 +382,7 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
         );
         Some(QualityShared {
             pool: ScoringPool::new(
-                Arc::new(scorer),
+                Arc::new(crate::quality::ModelScorer(scorer)),
                 config.quality.threads,
                 config.quality.queue_capacity,
             ),

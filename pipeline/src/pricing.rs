@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use glassbox_operators::pricing::PriceBoard;
+use glassbox_operators::cost::pricing::PriceBoard;
 
 pub use crate::config::cost::{
     Budget, BudgetLine, BudgetsConfig, Calendar, CostConfig, civil_from_days,

@@ -1,8 +1,8 @@
 //! The metrics record: one JSON object per (view, series, window), as written to the metrics
 //! topic (and, in later sinks, to InfluxDB and Redis). Documented in the README.
 
-use glassbox_operators::sketch::{ALPHA, Metric, Summary};
-use glassbox_operators::views::{Views, WindowKey};
+use glassbox_operators::metrics::sketch::{ALPHA, Metric, Summary};
+use glassbox_operators::metrics::views::{Views, WindowKey};
 use glassbox_operators::{Dimensions, PriceKey, TokenClass, WindowMetrics};
 use serde::Serialize;
 use std::collections::BTreeMap;

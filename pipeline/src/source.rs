@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use glassbox_operators::panes::pane_end;
+use glassbox_operators::metrics::panes::pane_end;
 use glassbox_operators::{Dimensions, FeedbackInput, SpanFacts, TraceSpan, Views};
 
 use crate::quality::QualityInput;

@@ -13,8 +13,8 @@ use glassbox::sink::redis::{RedisConfig, RedisWriter};
 use glassbox::sink::spend::{SpendLedger, SpendSettings};
 use glassbox::sink::threaded::Writer;
 use glassbox::telemetry::Counters;
+use glassbox_operators::cost::pricing::{PriceBoard, cost_of, key_rates};
 use glassbox_operators::cost::{Price, PriceTable};
-use glassbox_operators::pricing::{PriceBoard, cost_of, key_rates};
 
 const PICO: i128 = 1_000_000_000_000;
 /// 2026-10-31T23:00:00Z, and the panes after it (60 s each).

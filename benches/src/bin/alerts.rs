@@ -35,7 +35,7 @@ use glassbox_benches::broker::{
     ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
 };
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
-use glassbox_operators::rules::{Rules, format_duration};
+use glassbox_operators::alerts::rules::{Rules, format_duration};
 use glassbox_operators::{Dimensions, Views};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;

@@ -2,7 +2,7 @@
 //! file fails the start), evaluated by `glassbox_operators::alerts`, delivered by the sinks.
 
 use glassbox_operators::alerts::AlertKind;
-use glassbox_operators::rules::Rules;
+use glassbox_operators::alerts::rules::Rules;
 use glassbox_operators::{Dimensions, Views};
 use serde::{Deserialize, Serialize};
 

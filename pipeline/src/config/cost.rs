@@ -1,6 +1,6 @@
 //! `[cost]`: where prices come from and how they are reloaded, the spend calendar and the
 //! budgets. The price table itself and the pricing join are `glassbox_operators::cost` and
-//! `glassbox_operators::pricing`; the reload watcher is `pricing`.
+//! `glassbox_operators::cost::pricing`; the reload watcher is `pricing`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

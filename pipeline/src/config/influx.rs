@@ -88,7 +88,7 @@ impl Default for InfluxConfig {
 }
 impl InfluxConfig {
     /// Checks the section when it is enabled; the message names the field (`influx.<field>`).
-    /// Secrets are only resolved by [`InfluxWriter::new`].
+    /// Secrets are only resolved by `sink::influx::InfluxWriter::new`.
     pub fn validate(&self) -> Result<(), String> {
         if !self.enabled {
             return Ok(());

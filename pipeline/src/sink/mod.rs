@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use differential_dataflow::VecCollection;
-use glassbox_operators::views::{Views, WindowKey};
+use glassbox_operators::metrics::views::{Views, WindowKey};
 use glassbox_operators::{Dimensions, WindowMetrics};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;

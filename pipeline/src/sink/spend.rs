@@ -61,7 +61,7 @@ use std::time::Duration;
 
 use ::redis::{Connection, RedisResult, Script, Value};
 use glassbox_operators::cost::PriceTable;
-use glassbox_operators::pricing::{PriceBoard, cost_of, key_rates};
+use glassbox_operators::cost::pricing::{PriceBoard, cost_of, key_rates};
 use glassbox_operators::{PriceKey, TokenClass};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -197,7 +197,7 @@ fn dimension<'a>(series: &'a str, name: &str) -> &'a str {
     series
         .split(',')
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .unwrap_or(glassbox_operators::facts::UNKNOWN)
+        .unwrap_or(glassbox_operators::metrics::facts::UNKNOWN)
 }
 
 /// `provider/model@tier` → the key (`-` for no provider).

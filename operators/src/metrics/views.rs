@@ -3,11 +3,11 @@
 //! A view of length `L` over panes of width `w` (`L` a multiple of `w`) has one window ending
 //! at every pane end `E`, covering `[E − L, E)`: `L = w` is the tumbling view, `L > w` a sliding
 //! view that advances every pane. A pane ending at `e` belongs to the windows ending at
-//! `e, e + w, …, e + L − w`. The operator that builds them is [`crate::windows`].
+//! `e, e + w, …, e + L − w`. The operator that builds them is [`crate::metrics::windows`].
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::Series;
+use crate::metrics::facts::Series;
 
 /// One window view.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl Views {
             .map(|v| v.length_ms)
             .max()
             .unwrap_or(self.pane_ms);
-        crate::panes::pane_end(start_ms, self.pane_ms) + longest - self.pane_ms
+        crate::metrics::panes::pane_end(start_ms, self.pane_ms) + longest - self.pane_ms
     }
 
     /// The window length of view `index`.

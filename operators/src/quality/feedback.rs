@@ -51,8 +51,8 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::facts::{Dimensions, Series};
-use crate::trace_join::trace_hash;
+use crate::metrics::facts::{Dimensions, Series};
+use crate::quality::trace_join::trace_hash;
 
 /// A feedback join configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

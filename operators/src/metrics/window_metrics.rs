@@ -1,13 +1,13 @@
 //! The metrics of one window of one series: counts, tokens, rates and duration distributions.
 //!
 //! # Time contract
-//! - Input: span facts at any time not after their pane's end (see [`crate::panes`]).
+//! - Input: span facts at any time not after their pane's end (see [`crate::metrics::panes`]).
 //! - Output: a collection of `(WindowKey, WindowMetrics)`; for window `[E − L, E)` the record
 //!   is inserted at time `E`, once the frontier has passed `E` (the window is closed and its
 //!   figures final), and retracted at `E + w`. Consumers that want each window once read only
 //!   the insertions. Windows without spans produce nothing.
 //! - State: the arrangements of the `reduce` hold a window's contributions from `E` to `E + w`
-//!   and then compact to nothing (the retractions of [`crate::windows`]).
+//!   and then compact to nothing (the retractions of [`crate::metrics::windows`]).
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
@@ -15,13 +15,13 @@ use timely::dataflow::StreamVec;
 
 use std::sync::Arc;
 
-use crate::facts::{PriceKey, SpanFacts, TokenClass};
-use crate::figures::Figures;
-use crate::panes::Part;
-use crate::pricing::{PriceBoard, priced};
-use crate::sketch::{Metric, Summary, summarize};
-use crate::views::{Views, WindowKey};
-use crate::windows::windows;
+use crate::cost::pricing::{PriceBoard, priced};
+use crate::metrics::facts::{PriceKey, SpanFacts, TokenClass};
+use crate::metrics::figures::Figures;
+use crate::metrics::panes::Part;
+use crate::metrics::sketch::{Metric, Summary, summarize};
+use crate::metrics::views::{Views, WindowKey};
+use crate::metrics::windows::windows;
 
 /// Everything glassbox reports for one (view, series, window).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ pub const QUALITY_FIELDS: [&str; 7] = [
     "feedback_score_ppm_sum",
 ];
 
-/// A window's cost, exact pico-USD per [`TokenClass`] (see [`crate::pricing`]).
+/// A window's cost, exact pico-USD per [`TokenClass`] (see [`crate::cost::pricing`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CostFigures {
     /// pico-USD per class, in the order of [`TokenClass::ALL`] (`Calls` is always 0).
@@ -189,7 +189,7 @@ pub fn window_metrics<'scope>(
 }
 
 /// [`window_metrics`] with cost: the windows' token parts priced by the live table of `board`
-/// (see [`crate::pricing`]). The facts must carry their usage
+/// (see [`crate::cost::pricing`]). The facts must carry their usage
 /// ([`SpanFacts::from_span_priced`]).
 pub fn window_metrics_priced<'scope>(
     facts: StreamVec<'scope, u64, SpanFacts>,
@@ -199,7 +199,7 @@ pub fn window_metrics_priced<'scope>(
     metrics_of_windows(priced(windows(facts, views), board))
 }
 
-/// The metrics `reduce` alone, over the output of [`crate::windows::windows`]: for a pipeline
+/// The metrics `reduce` alone, over the output of [`crate::metrics::windows::windows`]: for a pipeline
 /// that also feeds the windows to another consumer (e.g. [`crate::alerts::alerts`]) and so
 /// builds them once.
 pub fn metrics_of_windows<'scope>(

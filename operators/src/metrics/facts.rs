@@ -135,7 +135,7 @@ pub struct SpanFacts {
     /// What prices the call, and its tokens by price class; `None` when cost is off.
     pub usage: Option<SpanUsage>,
     /// The span's trace id, carried only so that alerts can point at example traces
-    /// ([`crate::panes::Exemplar`]); `None` when the source has none.
+    /// ([`crate::metrics::panes::Exemplar`]); `None` when the source has none.
     pub trace_id: Option<Arc<str>>,
 }
 

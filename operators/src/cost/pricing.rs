@@ -4,7 +4,7 @@
 //! Cost is linear in tokens: a window's cost is `Σ tokens(key, class) · rate(key, class)` over
 //! the [`PriceKey`]s and [`TokenClass`]es of its calls (the formula of [`crate::cost`], with the
 //! uncached input and the non-reasoning output already separated by
-//! [`crate::facts::CostKeying`]). The windows carry token sums per (key, class) as
+//! [`crate::metrics::facts::CostKeying`]). The windows carry token sums per (key, class) as
 //! [`Part::Tokens`]; [`priced`] joins them with a collection of `(PriceKey, Option<Rates>)`
 //! and adds [`Part::Cost`] parts (difference = tokens · rate, pico-USD) and [`Part::Unpriced`]
 //! parts (difference = calls of a key that has no price).
@@ -18,7 +18,7 @@
 //!   retracted and re-inserted with its new rates at the operator's *current* time: the
 //!   earliest time its input may still produce (its input frontier). Joined downstream, this
 //!   retracts the old cost and inserts the new one for every window whose token parts are
-//!   still in the join's arrangement — the windows not yet retracted by [`crate::windows`] —
+//!   still in the join's arrangement — the windows not yet retracted by [`crate::metrics::windows`] —
 //!   and every window that closes afterwards is priced by the new table.
 //! - Capabilities: one per pending input time, plus one held at the input frontier so a
 //!   price change can be emitted; all are released when the input is exhausted.
@@ -37,9 +37,9 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use crate::cost::{PriceTable, Rates};
-use crate::facts::{PriceKey, TokenClass};
-use crate::panes::Part;
-use crate::views::WindowKey;
+use crate::metrics::facts::{PriceKey, TokenClass};
+use crate::metrics::panes::Part;
+use crate::metrics::views::WindowKey;
 
 /// The current price table, shared by every worker and replaced as a whole when the
 /// configuration's price files change.

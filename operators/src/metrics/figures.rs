@@ -1,13 +1,13 @@
 //! [`Figures`]: the additive part of a window's metrics.
 //!
 //! Counts and sums are exact integers (no `f64`). In the dataflow each field travels as its own
-//! part ([`crate::panes::Part::Sum`]) with the value in the update's integer difference, so that
+//! part ([`crate::metrics::panes::Part::Sum`]) with the value in the update's integer difference, so that
 //! inserting a window adds it and retracting it subtracts it exactly, and a retracted window
 //! accumulates to zero and compacts away.
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::SpanFacts;
+use crate::metrics::facts::SpanFacts;
 
 /// Exact counts and sums. Durations in microseconds.
 #[derive(

@@ -14,7 +14,7 @@
 //!   `E − w` retracted. Each window is thus inserted when it closes and retracted one pane
 //!   later, so the downstream `reduce` compacts it away; every update is at the current pane
 //!   end (nothing is scheduled into the future), and the frontier downstream only moves at pane
-//!   ends. Only the pane-width view carries [`crate::panes::Exemplar`] parts (what the alerts
+//!   ends. Only the pane-width view carries [`crate::metrics::panes::Exemplar`] parts (what the alerts
 //!   read); the longer views leave them out. Pane ends without any open pane are still stepped through while a series has state,
 //!   so sliding windows over a gap in the data are emitted too.
 
@@ -29,9 +29,9 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::facts::{Series, SpanFacts};
-use crate::panes::{PaneAcc, Part, pane_end};
-use crate::views::{Views, WindowKey};
+use crate::metrics::facts::{Series, SpanFacts};
+use crate::metrics::panes::{PaneAcc, Part, pane_end};
+use crate::metrics::views::{Views, WindowKey};
 
 /// A window's merged contributions, by part.
 type WindowParts = HashMap<Part, i64>;

@@ -5,7 +5,7 @@
 //! - **Money is an integer number of pico-USD** (1 pico-USD = 10⁻¹² USD). A price is a `u64`
 //!   count of pico-USD per token; a cost is an `i64` count of pico-USD. An `i64` holds up to
 //!   ≈ 9.2·10⁶ USD. Aggregates are plain `i64` sums of per-span costs (the differential
-//!   difference type of [`crate::figures`]), which stay exact and order-independent and are
+//!   difference type of [`crate::metrics::figures`]), which stay exact and order-independent and are
 //!   ample for one series in one window; a sum that could exceed 9.2 million USD (a month of a
 //!   very large tenant) must be kept in `i128`. No `f64` is ever used for money.
 //! - **Prices come from LiteLLM's `model_prices_and_context_window.json`**
@@ -55,11 +55,11 @@ pub const PICO_PER_USD: i64 = 1_000_000_000_000;
 pub const MAX_COMPONENT: i64 = i64::MAX / 8;
 
 /// LiteLLM's price table (a small subset, see `operators/prices/README.md`).
-pub const DEFAULT_PRICES_JSON: &str = include_str!("../prices/default_prices.json");
+pub const DEFAULT_PRICES_JSON: &str = include_str!("../../prices/default_prices.json");
 
 /// glassbox's overlay on [`DEFAULT_PRICES_JSON`]: aliases for undated and shorthand names.
 /// Apply it to a newer full LiteLLM file too, so these names keep resolving.
-pub const DEFAULT_OVERLAY_TOML: &str = include_str!("../prices/default_overlay.toml");
+pub const DEFAULT_OVERLAY_TOML: &str = include_str!("../../prices/default_overlay.toml");
 
 /// A price table or overlay that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -59,7 +59,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::facts::{Dimensions, Series};
+use crate::metrics::facts::{Dimensions, Series};
 
 /// How long the trace join waits for a trace's spans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

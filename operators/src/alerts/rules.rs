@@ -79,8 +79,8 @@
 //!
 //! Add one [`FigureDef`] to [`FIGURES`]: its name, whether it takes a metric argument, and a
 //! function of the window's [`WindowMetrics`]. If the figure needs data the windows do not
-//! carry yet, that data goes into [`crate::figures::Figures`] or a new
-//! [`crate::panes::Part`] first. Names listed in [`RESERVED`] are planned figures: using one is
+//! carry yet, that data goes into [`crate::metrics::figures::Figures`] or a new
+//! [`crate::metrics::panes::Part`] first. Names listed in [`RESERVED`] are planned figures: using one is
 //! an error that says so.
 
 use std::collections::BTreeMap;
@@ -88,10 +88,10 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::facts::{Dimensions, Series};
 use crate::metrics::WindowMetrics;
-use crate::sketch::Metric;
-use crate::views::Views;
+use crate::metrics::facts::{Dimensions, Series};
+use crate::metrics::sketch::Metric;
+use crate::metrics::views::Views;
 
 // ---------------------------------------------------------------------------------------------
 // Errors

@@ -1,4 +1,4 @@
-//! The alerts operator: composite rules ([`crate::rules`]) evaluated over event time, one
+//! The alerts operator: composite rules ([`crate::alerts::rules`]) evaluated over event time, one
 //! Prometheus-style lifecycle per (rule, group), one [`AlertEvent`] per transition.
 //!
 //! # Design
@@ -36,7 +36,7 @@
 //! their ids, so a sink keyed by id absorbs the duplicates.
 //!
 //! # Time contract
-//! - Input: the collection of [`crate::windows::windows`]. Only insertions of the pane-width
+//! - Input: the collection of [`crate::metrics::windows::windows`]. Only insertions of the pane-width
 //!   view are read (an update at time `E` of the window ending at `E`); retractions (at
 //!   `E + w`) and other views are dropped before the exchange, and each input batch is merged
 //!   per (rule, group, pane end, part) first (a stateless `AlertGroups` step at the same times).
@@ -62,14 +62,14 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::facts::Series;
+use crate::alerts::rules::{Evaluation, Frame, Rule, Rules};
 use crate::metrics::WindowMetrics;
-use crate::panes::{Exemplar, ExemplarKind, Part};
-use crate::rules::{Evaluation, Frame, Rule, Rules};
-use crate::views::WindowKey;
+use crate::metrics::facts::Series;
+use crate::metrics::panes::{Exemplar, ExemplarKind, Part};
+use crate::metrics::views::WindowKey;
 
 /// At most this many exemplars of each kind in an event.
-pub const EXEMPLARS_PER_ALERT: usize = crate::panes::EXEMPLARS_PER_PANE;
+pub const EXEMPLARS_PER_ALERT: usize = crate::metrics::panes::EXEMPLARS_PER_PANE;
 
 /// Which transition an event reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -473,7 +473,7 @@ fn group_hash(rule: u32, group: &Series) -> u64 {
     h.finish()
 }
 
-/// Runs `rules` over the windows (from [`crate::windows::windows`] with the views the rules
+/// Runs `rules` over the windows (from [`crate::metrics::windows::windows`] with the views the rules
 /// were checked against); see the module's time contract.
 ///
 /// # Examples

@@ -3,7 +3,7 @@
 //! A pane of width `w` ends at `pane_end(start) = (start / w + 1) · w`. [`PaneAcc`] is one
 //! series' aggregate over one pane: exact [`Figures`], errors per class and DDSketch bucket
 //! counts, each of which becomes a [`Part`] of the differential collection the metrics
-//! `reduce` reads (see [`crate::windows`]).
+//! `reduce` reads (see [`crate::metrics::windows`]).
 //!
 //! A pane also keeps a few [`Exemplar`]s, the trace ids of its slowest and of its slowest
 //! errored spans, at most [`EXEMPLARS_PER_PANE`] of each, so that an alert can point at
@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{PriceKey, SpanFacts, TokenClass};
-use crate::figures::Figures;
-use crate::sketch::{Metric, bucket_of};
+use crate::metrics::facts::{PriceKey, SpanFacts, TokenClass};
+use crate::metrics::figures::Figures;
+use crate::metrics::sketch::{Metric, bucket_of};
 
 /// What a contribution to a window is: its totals, one error class, or one sketch bucket.
 ///
@@ -35,11 +35,11 @@ pub enum Part {
     /// One DDSketch bucket of one metric; the count is the difference.
     Bucket(Metric, i32),
     /// Tokens (or calls) of one price class under one [`PriceKey`]; the count is the
-    /// difference. Priced downstream by [`crate::pricing`].
+    /// difference. Priced downstream by [`crate::cost::pricing`].
     Tokens(PriceKey, TokenClass),
-    /// Cost of one class in pico-USD, the difference (made by [`crate::pricing`]).
+    /// Cost of one class in pico-USD, the difference (made by [`crate::cost::pricing`]).
     Cost(TokenClass),
-    /// Calls of a model that has no price (made by [`crate::pricing`]).
+    /// Calls of a model that has no price (made by [`crate::cost::pricing`]).
     Unpriced(Arc<str>),
     /// Field `i` of a window's answer quality (see [`crate::metrics::QUALITY_FIELDS`]): scored
     /// answers and feedback, fed by the pipeline's quality path for the alert rules.
