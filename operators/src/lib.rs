@@ -10,10 +10,14 @@
 //! - [`alerts`], on top of the windows: the rule language, and the operator that evaluates it
 //!   at every pane end.
 //!
+//! - [`graph`]: all of the above assembled from input streams and a [`graph::Plan`] into the
+//!   output streams; what the pipeline, the benches and the demo run.
+//!
 //! Every timestamp in these operators is event time in milliseconds since the Unix epoch.
 
 pub mod alerts;
 pub mod cost;
+pub mod graph;
 pub mod metrics;
 pub mod quality;
 

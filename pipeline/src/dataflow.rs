@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use glassbox_operators::alerts::alerts;
 use glassbox_operators::alerts::rules::Rules;
-use glassbox_operators::cost::pricing::{PriceBoard, priced};
-use glassbox_operators::metrics::windows::windows;
-use glassbox_operators::metrics_of_windows;
+use glassbox_operators::cost::pricing::PriceBoard;
+use glassbox_operators::graph::{self, Inputs, Plan, QualityPlan};
 use glassbox_schemas::JsonDecoder;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -24,8 +22,7 @@ use crate::config::Config;
 use crate::offsets::CommitBoard;
 use crate::outbox::{Outbox, Tag};
 use crate::quality::{
-    FlaggedRecord, QualityCounters, QualityFact, QualityInput, QualityRecord, ScoredItem,
-    ScoringPool, quality_parts, quality_windows, score_items,
+    FlaggedRecord, QualityCounters, QualityInput, QualityRecord, ScoredItem, ScoringPool,
 };
 use crate::sink::influx::InfluxWriter;
 use crate::sink::kafka::KafkaSink;
@@ -34,9 +31,7 @@ use crate::sink::threaded::{BatchSettings, OnReject, OnRetry, ThreadedSink};
 use crate::sink::{Sink, deliver, durable_events, durable_sinks};
 use crate::source::{KafkaSource, SourceSettings};
 use crate::telemetry::Counters;
-use glassbox_operators::{
-    FeedbackCounters, TraceJoinConfig, TraceJoinCounters, feedback_join, trace_join,
-};
+use glassbox_operators::TraceJoinConfig;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 
 /// Why the pipeline could not start or stopped.
@@ -380,7 +375,12 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
             queue = config.quality.queue_capacity,
             "quality scoring enabled"
         );
-        Some(QualityShared {
+        Some(QualityPlan {
+            dims: config.metrics.dimensions(),
+            trace_join: TraceJoinConfig {
+                timeout_ms: config.quality.trace_timeout_ms,
+            },
+            feedback: config.quality.feedback(),
             pool: ScoringPool::new(
                 Arc::new(crate::quality::ModelScorer(scorer)),
                 config.quality.threads,
@@ -388,7 +388,7 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
             ),
             counters: handles.quality.clone(),
             joins: Arc::default(),
-            feedback: Arc::default(),
+            feedback_counters: Arc::default(),
         })
     } else {
         None
@@ -586,39 +586,16 @@ struct Costing {
     prices: Option<(Arc<PriceBoard>, Arc<glassbox_operators::CostKeying>)>,
     ledger: Option<crate::sink::spend::SharedLedger>,
     rules: Option<Arc<Rules>>,
-    quality: Option<QualityShared>,
+    quality: Option<QualityPlan>,
 }
 
-/// The quality path's process-wide parts: the scoring threads and the counters.
-#[derive(Clone)]
-pub struct QualityShared {
-    pool: Arc<ScoringPool>,
-    counters: Arc<QualityCounters>,
-    joins: Arc<TraceJoinCounters>,
-    feedback: Arc<FeedbackCounters>,
-}
-
-/// Builds the quality path of one worker: quality spans → trace join → scoring → flagged
-/// answers, and with the feedback join → quality windows → their sinks. Returns the probes of
-/// its durable outputs.
-#[allow(clippy::too_many_arguments)]
-fn quality_path<'scope>(
+/// The quality path's input: the spans the Kafka source hands over through `gate`, at the
+/// source's times, with the source's time after each activation (`None` once it finished).
+fn quality_source<'scope>(
     scope: timely::dataflow::Scope<'scope, u64>,
     gate: Rc<RefCell<(Vec<QualityInput>, Option<u64>)>>,
-    q: &(QualityShared, QualitySinks),
-    config: &Config,
-    views: &glassbox_operators::Views,
-    dims: &glassbox_operators::Dimensions,
-    resume_ms: u64,
-    counters: &Arc<Counters>,
-) -> (
-    Vec<ProbeHandle<u64>>,
-    timely::dataflow::StreamVec<'scope, u64, QualityFact>,
-) {
-    use timely::dataflow::operators::Concat;
-    use timely::dataflow::operators::vec::{Map, Partition};
-    let (shared, sinks) = q;
-    let inputs = source(scope, "QualitySource", move |cap, info| {
+) -> timely::dataflow::StreamVec<'scope, u64, QualityInput> {
+    source(scope, "QualitySource", move |cap, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap);
         move |output| {
@@ -638,32 +615,22 @@ fn quality_path<'scope>(
                 None => cap = None,
             }
         }
-    });
-    let mut parts = inputs
-        .partition(2, |x| match x {
-            QualityInput::Trace(_) => (0, x),
-            QualityInput::Feedback(_) => (1, x),
-        })
-        .into_iter();
-    let traces = parts.next().expect("two parts").flat_map(|x| match x {
-        QualityInput::Trace(t) => Some(t),
-        QualityInput::Feedback(_) => None,
-    });
-    let feedback = parts.next().expect("two parts").flat_map(|x| match x {
-        QualityInput::Feedback(f) => Some(f),
-        QualityInput::Trace(_) => None,
-    });
-    let items = trace_join(
-        traces,
-        &TraceJoinConfig {
-            timeout_ms: config.quality.trace_timeout_ms,
-        },
-        shared.joins.clone(),
-    );
-    let scored = score_items(items, shared.pool.clone(), shared.counters.clone());
-    let (flag_dims, with_text) = (dims.clone(), config.quality.text_in_outputs);
+    })
+}
+
+/// Delivers the quality path's outputs: flagged answers (Kafka) and quality records (Kafka,
+/// InfluxDB, Redis). Returns the probes of both.
+fn quality_deliveries<'scope>(
+    scored: timely::dataflow::StreamVec<'scope, u64, ScoredItem>,
+    records: timely::dataflow::StreamVec<'scope, u64, QualityRecord>,
+    sinks: &QualitySinks,
+    config: &Config,
+    resume_ms: u64,
+    counters: &Arc<Counters>,
+) -> Vec<ProbeHandle<u64>> {
+    let (flag_dims, with_text) = (config.metrics.dimensions(), config.quality.text_in_outputs);
     let flagged = deliver(
-        scored.clone(),
+        scored,
         "DurableFlagged",
         move |item: ScoredItem, time| {
             (time >= resume_ms)
@@ -673,15 +640,6 @@ fn quality_path<'scope>(
         sinks.flagged.clone(),
         |_| {},
     );
-    let feedback = feedback_join(
-        feedback,
-        &config.quality.feedback(),
-        shared.feedback.clone(),
-    );
-    let facts = scored
-        .map(QualityFact::Scored)
-        .concat(feedback.map(QualityFact::Feedback));
-    let records = quality_windows(facts.clone(), views, dims);
     let emitted = counters.clone();
     let windows = deliver(
         records,
@@ -694,7 +652,7 @@ fn quality_path<'scope>(
                 .fetch_add(n as u64, Ordering::Relaxed);
         },
     );
-    (vec![flagged, windows], facts)
+    vec![flagged, windows]
 }
 
 /// A worker's quality sinks: flagged answers (Kafka), quality records (Kafka, InfluxDB,
@@ -852,6 +810,12 @@ fn run_worker(
     .map_err(|e| format!("assign: {e}"))?;
     let src = Rc::new(RefCell::new(src));
 
+    let plan = Plan {
+        views: views.clone(),
+        prices: prices.as_ref().map(|(board, _)| board.clone()),
+        rules: rules.clone(),
+        quality: quality.as_ref().map(|(plan, _)| plan.clone()),
+    };
     let dataflow_id = worker.next_dataflow_index();
     let probe = worker.dataflow::<u64, _, _>(|scope| {
         let reader = src.clone();
@@ -893,46 +857,40 @@ fn run_worker(
                 }
             }
         });
-        // The windows are built once; metrics and alerts both read them (priced when cost
-        // is on, so that rules can use `cost_usd`).
-        let parts = match &prices {
-            Some((board, _)) => priced(windows(facts, &views), board.clone()),
-            None => windows(facts, &views),
-        };
-        let metrics = metrics_of_windows(parts.clone());
+        let quality_in = quality.as_ref().map(|_| quality_source(scope, gate));
+        let out = graph::build(
+            Inputs {
+                facts,
+                quality: quality_in,
+            },
+            &plan,
+        );
         let metrics_probe = durable_sinks(
-            metrics,
+            out.metrics,
             sinks.clone(),
             views.clone(),
             dims.clone(),
             resume_ms,
             counters.clone(),
         );
-        let quality_out = quality
-            .as_ref()
-            .map(|q| quality_path(scope, gate, q, config, &views, &dims, resume_ms, &counters));
-        let alerts_probe = rules
-            .as_ref()
+        let quality_probe = quality.as_ref().map(|(_, sinks)| {
+            let scored = out.scored.expect("the quality path scores");
+            let records = out.quality.expect("the quality path has windows");
+            quality_deliveries(scored, records, sinks, config, resume_ms, &counters)
+        });
+        let alerts_probe = out
+            .alerts
             .zip(alerting.as_ref())
-            .map(|(rules, (sinks, _))| {
+            .map(|(events, (sinks, _))| {
                 let delivery = config.alerts.clone();
-                // Rules on quality figures also read the quality path's parts; they then wait
-                // for it (the trace timeout and the scoring), the others do not.
-                let input = match &quality_out {
-                    Some((_, facts)) if rules.uses_quality() => {
-                        parts.concat(quality_parts(facts.clone(), views.pane_ms, rules.pane_view))
-                    }
-                    _ => parts,
-                };
                 durable_events(
-                    alerts(input, rules),
+                    events,
                     sinks.clone(),
                     resume_ms,
                     move |e| delivery.delivers(e.kind),
                     counters.clone(),
                 )
             });
-        let quality_probe = quality_out.map(|(probes, _)| probes);
         (metrics_probe, alerts_probe, quality_probe)
     });
     let (probe, alerts_probe, quality_probe) = probe;
@@ -992,7 +950,7 @@ fn run_worker(
                     answers = ?shared.counters.snapshot(),
                     scored_fraction = shared.counters.scored_fraction(),
                     traces = ?shared.joins.snapshot(),
-                    feedback = ?shared.feedback.snapshot(),
+                    feedback = ?shared.feedback_counters.snapshot(),
                     "quality"
                 );
             }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use glassbox_operators::Dimensions;
+pub use glassbox_operators::quality::QualityInput;
 pub use glassbox_operators::quality::parts::quality_parts;
 pub use glassbox_operators::quality::scoring::{
     AnswerScorer, QualityCounters, ScoredItem, Scores, ScoringPool, score_items,
@@ -61,15 +62,6 @@ impl QualityConfig {
         }
         Ok(scorer)
     }
-}
-
-/// A span's share for the quality path, split off by the source.
-#[derive(Clone, Debug)]
-pub enum QualityInput {
-    /// A generation or retrieval, for the trace join.
-    Trace(glassbox_operators::TraceSpan),
-    /// A feedback record or a generation, for the feedback join.
-    Feedback(glassbox_operators::FeedbackInput),
 }
 
 /// The embedding models' scorer as the scoring operator's [`AnswerScorer`] (a newtype, since

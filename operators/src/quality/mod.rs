@@ -20,3 +20,12 @@ pub mod parts;
 pub mod scoring;
 pub mod trace_join;
 pub mod windows;
+
+/// A span's share for the quality path, split off by the source.
+#[derive(Clone, Debug)]
+pub enum QualityInput {
+    /// A generation or retrieval, for the trace join.
+    Trace(trace_join::TraceSpan),
+    /// A feedback record or a generation, for the feedback join.
+    Feedback(feedback::FeedbackInput),
+}
