@@ -8,7 +8,8 @@
 //!   partitions, of (largest event time seen − allowed lateness). A partition that has not
 //!   produced a record for `idle_timeout_ms` stops holding it back; when all are idle the
 //!   watermark follows the wall clock from the last event time seen (or, with
-//!   `stop_when_idle`, the capability is dropped and every window closes).
+//!   `stop_when_idle`, the capability is dropped and every window closes). Both decisions are
+//!   the pure [`crate::watermark`], tested without a broker.
 //! - A span is emitted at the capability's time if its pane has not closed (`pane_end ≥`
 //!   watermark); otherwise it is late: counted, and dead-lettered with reason `late`.
 //! - Offsets: see [`crate::offsets`]. Each commit carries the durable frontier (see
@@ -34,9 +35,10 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::offsets::{CommitBoard, CommitTracker};
+use crate::offsets::CommitBoard;
 use crate::outbox::{Outbox, Tag};
 use crate::telemetry::Counters;
+use crate::watermark::{Ends, Partition, Watermark};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
@@ -45,71 +47,25 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-struct Partition {
-    max_event_ms: Option<u64>,
-    last_record: Instant,
-    commits: CommitTracker,
-    /// Where reading started: `Offset::Offset(n)`, `Beginning` or `End`.
-    start: Offset,
-    /// Next offset to read, once a record was read.
-    position: Option<i64>,
-    /// When the partition was last found to have nothing left to read.
-    caught_up_at: Option<Instant>,
-    /// Records below this offset were read before a restart (we rewound past them on purpose,
-    /// see `source.resume_rewind_records`): they are discarded unprocessed.
-    skip_below: i64,
-}
-
-impl Partition {
-    /// Quiet for the idle timeout *and* caught up with the broker: only then may it stop
-    /// holding the watermark back. Quiet alone is not enough: a partition can be starved by a
-    /// busier one while it still has a backlog, and its records would all turn out late.
-    fn idle(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        consumer: &BaseConsumer,
-        idle: Duration,
-        now: Instant,
-    ) -> bool {
-        if now.duration_since(self.last_record) < idle {
-            return false;
+/// Asks the broker and the consumer for a partition's ends, for [`Partition::idle`]; `None`
+/// (logged) when the broker cannot say.
+fn ends(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<Ends> {
+    let consumer_position = consumer.position().ok().and_then(|tpl| {
+        match tpl.find_partition(topic, partition)?.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
         }
-        if self
-            .caught_up_at
-            .is_some_and(|at| at >= self.last_record && now.duration_since(at) < idle)
-        {
-            return true;
+    });
+    match consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) {
+        Ok((low, high)) => Some(Ends {
+            consumer_position,
+            low,
+            high,
+        }),
+        Err(e) => {
+            tracing::warn!(partition, error = %e, "cannot fetch watermarks; partition counts as active");
+            None
         }
-        // On Kafka the high watermark is exact: caught up is position = high watermark. The
-        // position is librdkafka's as well as ours: after a transaction the partition ends in a
-        // commit (or abort) marker that is never handed to us, and only the consumer's position
-        // moves past it; with ours alone such a partition would never be caught up, and would
-        // hold the watermark back for as long as it stays quiet. (tansu reports the last batch's
-        // base offset + 1, which "position ≥ high" also covers.)
-        let client_position = consumer.position().ok().and_then(|tpl| {
-            match tpl.find_partition(topic, partition)?.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            }
-        });
-        let position = self.position.max(client_position);
-        let caught_up = match consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) {
-            Ok((low, high)) => match (position, self.start) {
-                (Some(pos), _) => pos >= high,
-                (None, Offset::Offset(o)) => o >= high,
-                (None, Offset::End) => true,
-                (None, _) => high <= low,
-            },
-            Err(e) => {
-                tracing::warn!(partition, error = %e, "cannot fetch watermarks; partition counts as active");
-                false
-            }
-        };
-        if caught_up {
-            self.caught_up_at = Some(now);
-        }
-        caught_up
     }
 }
 
@@ -160,8 +116,7 @@ pub struct KafkaSource {
     /// One queue per owned partition, read round-robin so that no partition starves another.
     queues: Vec<PartitionQueue<DefaultConsumerContext>>,
     inner: Inner,
-    watermark: u64,
-    all_idle_since: Option<Instant>,
+    watermark: Watermark,
     finished: bool,
 }
 
@@ -221,22 +176,9 @@ impl KafkaSource {
         let now = Instant::now();
         let partitions = partitions
             .iter()
-            .map(|(p, start)| {
-                let state = Partition {
-                    max_event_ms: None,
-                    last_record: now,
-                    commits: CommitTracker::default(),
-                    start: *start,
-                    position: None,
-                    caught_up_at: None,
-                    skip_below: match start {
-                        Offset::Offset(c) => *c,
-                        _ => 0,
-                    },
-                };
-                (*p, state)
-            })
+            .map(|(p, start)| (*p, Partition::new(*start, now)))
             .collect();
+        let watermark = Watermark::new(settings.lateness_ms);
         Ok(Self {
             consumer,
             queues,
@@ -248,8 +190,7 @@ impl KafkaSource {
                 counters,
                 quality: Vec::new(),
             },
-            watermark: 0,
-            all_idle_since: None,
+            watermark,
             finished: false,
         })
     }
@@ -313,55 +254,28 @@ impl KafkaSource {
 
     fn next_watermark(&mut self) -> Option<u64> {
         let now = Instant::now();
-        let lateness = self.inner.settings.lateness_ms;
         let idle = self.inner.settings.idle_timeout;
-        let mut candidate: Option<u64> = None;
-        let mut any_active = false;
-        let mut blocked = false;
-        let topic = &self.inner.settings.topic;
-        for (&partition, p) in self.inner.partitions.iter_mut() {
-            if !p.idle(topic, partition, &self.consumer, idle, now) {
-                any_active = true;
-                match p.max_event_ms {
-                    // An active partition we know nothing about holds the watermark where it is.
-                    None => blocked = true,
-                    Some(m) => {
-                        let w = m.saturating_sub(lateness);
-                        candidate = Some(candidate.map_or(w, |c| c.min(w)));
-                    }
-                }
-            }
-        }
-        if any_active {
-            self.all_idle_since = None;
-            if !blocked && let Some(c) = candidate {
-                self.watermark = self.watermark.max(c);
-            }
-        } else if self.inner.settings.stop_when_idle
+        let (consumer, topic) = (&self.consumer, &self.inner.settings.topic);
+        let states: Vec<(bool, Option<u64>)> = self
+            .inner
+            .partitions
+            .iter_mut()
+            .map(|(&partition, p)| {
+                let idle = p.idle(idle, now, || ends(consumer, topic, partition));
+                (idle, p.max_event_ms)
+            })
+            .collect();
+        let finish_when_idle = self.inner.settings.stop_when_idle
             || self
                 .inner
                 .settings
                 .drain
-                .load(std::sync::atomic::Ordering::Relaxed)
-        {
+                .load(std::sync::atomic::Ordering::Relaxed);
+        let next = self.watermark.next(&states, finish_when_idle, now);
+        if next.is_none() {
             self.finished = true;
-            return None;
-        } else {
-            // Everything is quiet: let event time follow the wall clock, so windows close.
-            let since = *self.all_idle_since.get_or_insert(now);
-            if let Some(max) = self
-                .inner
-                .partitions
-                .values()
-                .filter_map(|p| p.max_event_ms)
-                .max()
-            {
-                let advanced =
-                    max.saturating_sub(lateness) + now.duration_since(since).as_millis() as u64;
-                self.watermark = self.watermark.max(advanced);
-            }
         }
-        Some(self.watermark)
+        next
     }
 
     /// Whether the source has finished (`stop_when_idle` and all partitions idle).
