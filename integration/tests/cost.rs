@@ -142,6 +142,10 @@ fn write_new_prices(path: &Path, table: &PriceTable) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
     let dir = std::env::temp_dir().join(unique("glassbox-cost"));
     std::fs::create_dir_all(&dir).unwrap();

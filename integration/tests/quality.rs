@@ -58,6 +58,10 @@ fn feedback(trace: &str, i: u64, t_ms: u64, score: f64) -> (String, Vec<u8>) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn flagged_answers_and_quality_records_hold_the_truth() {
     // The scorer glassbox will use: MiniLM for English, multilingual-e5 for Chinese.
     let mut config = glassbox::config::Config::default();

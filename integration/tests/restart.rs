@@ -31,6 +31,10 @@ fn glassbox(r: &Run, stop_when_idle: bool) -> Child {
 const BATCH: usize = 100;
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn sigkill_mid_stream_then_restart_yields_exactly_the_ground_truth() {
     let t = Run::new("restart");
     let start_ms = (now_ms() - 2 * 3_600_000) / 60_000 * 60_000;

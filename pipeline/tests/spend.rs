@@ -238,6 +238,10 @@ fn connect() -> redis::Connection {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn spend_is_exact_and_replays_change_nothing() {
     let prefix = unique("exact");
     let board = PriceBoard::new(table(2_500_000, false), Duration::from_millis(100));
@@ -266,6 +270,10 @@ fn spend_is_exact_and_replays_change_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn a_new_table_reprices_the_current_month_only() {
     let prefix = unique("reprice");
     let (old, new) = (table(2_500_000, false), table(5_000_000, true));
@@ -293,6 +301,10 @@ fn a_new_table_reprices_the_current_month_only() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn budget_thresholds_fire_once_per_period() {
     let prefix = unique("budget");
     let board = PriceBoard::new(table(2_500_000, false), Duration::from_millis(100));
