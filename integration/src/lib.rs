@@ -160,7 +160,7 @@ pub fn create_topic(name: &str, partitions: u32) {
     let mut base = ClientConfig::new();
     base.set("bootstrap.servers", brokers());
     let partitions = i32::try_from(partitions).expect("partition count");
-    glassbox::dataflow::create_topics(&base, &[(name, partitions)], 1)
+    glassbox::kafka::admin::create_topics(&base, &[(name, partitions)], 1)
         .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
 }
 

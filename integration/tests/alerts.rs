@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::{GenSpan, Generator};
-use glassbox::source::now_ms;
 use glassbox_integration::stores::{http, influx_points};
 use glassbox_integration::*;
 

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
+use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::{GenSpan, Generator};
 use glassbox::pricing::{Calendar, CostConfig};
-use glassbox::source::now_ms;
 use glassbox_integration::stores::influx_points;
 use glassbox_integration::*;
 use glassbox_operators::SpanFacts;

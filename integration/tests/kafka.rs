@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use glassbox::config::Config;
-use glassbox::dataflow::{Handles, run};
+use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::{GenSpan, Generator};
-use glassbox::source::now_ms;
+use glassbox::run::{Handles, run};
 use glassbox_integration::*;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};

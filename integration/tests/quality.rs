@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
 use glassbox_integration::stores::{influx_points, influx_query};
 use glassbox_integration::*;
 use serde_json::{Value, json};

@@ -12,8 +12,8 @@ use std::io::Read;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::{GenSpan, Generator};
-use glassbox::source::now_ms;
 use glassbox_integration::*;
 
 fn glassbox(r: &Run, stop_when_idle: bool) -> Child {

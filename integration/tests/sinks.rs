@@ -5,10 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use glassbox::config::Config;
-use glassbox::dataflow::{Handles, run};
+use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::{GenSpan, Generator};
+use glassbox::run::{Handles, run};
 use glassbox::sink::influx::InfluxApi;
-use glassbox::source::now_ms;
 use glassbox_integration::stores::{Server, influx_query};
 use glassbox_integration::*;
 

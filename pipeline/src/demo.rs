@@ -15,11 +15,11 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 use crate::config::Config;
-use crate::dataflow::{Handles, PipelineError, run};
+use crate::kafka::source::now_ms;
 use crate::loadgen::Generator;
 use crate::record::MetricsRecord;
+use crate::run::{Handles, PipelineError, run};
 use crate::sink::{Keyed, Sink};
-use crate::source::now_ms;
 
 /// Latest tumbling window per series, shared by every worker's table sink.
 pub type Table = Arc<Mutex<BTreeMap<String, MetricsRecord>>>;

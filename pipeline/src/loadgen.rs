@@ -248,14 +248,14 @@ pub fn publish(
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
         .create()?;
-    let mut generator = Generator::new(seed, crate::source::now_ms(), rate);
+    let mut generator = Generator::new(seed, crate::kafka::source::now_ms(), rate);
     let started = Instant::now();
     let mut sent = 0u64;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) && count.is_none_or(|c| sent < c) {
         let due = ((started.elapsed().as_secs_f64() * rate) as u64).min(count.unwrap_or(u64::MAX));
         while sent < due {
             let mut span = generator.next_span();
-            span.start_ns = crate::source::now_ms() * 1_000_000;
+            span.start_ns = crate::kafka::source::now_ms() * 1_000_000;
             let payload = span.to_json();
             match producer.send(BaseRecord::to(topic).key(&span.trace_id).payload(&payload)) {
                 Ok(()) => sent += 1,

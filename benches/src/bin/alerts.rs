@@ -27,10 +27,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use glassbox::dataflow::{Handles, run};
+use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::{FEATURES, Generator, MODELS, TENANTS};
+use glassbox::run::{Handles, run};
 use glassbox::sink::Sink;
-use glassbox::source::now_ms;
 use glassbox_benches::broker::{
     ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
 };

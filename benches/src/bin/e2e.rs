@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use glassbox::config::Config;
-use glassbox::dataflow::{Handles, client_config, ensure_output_topics, run};
+use glassbox::kafka::admin::{client_config, ensure_output_topics};
+use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::Generator;
+use glassbox::run::{Handles, run};
 use glassbox::sink::Sink;
-use glassbox::source::now_ms;
 use glassbox_benches::broker::{
     ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
 };

@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use glassbox::config::Config;
-use glassbox::dataflow::{Handles, run};
+use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::Generator;
-use glassbox::source::now_ms;
+use glassbox::run::{Handles, run};
 use glassbox_benches::broker::{BrokerArgs, base_config, parse_property, unique};
 use glassbox_benches::cpu_secs;
 use rdkafka::ClientConfig;

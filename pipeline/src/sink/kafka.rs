@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::{Keyed, Record, Sink};
-use crate::outbox::{Outbox, Tag};
+use crate::kafka::outbox::{Outbox, Tag};
 
 /// Writes records (window records by default) to a Kafka topic through an [`Outbox`] of its
 /// own: the outbox's ticket acknowledgements are this sink's alone.

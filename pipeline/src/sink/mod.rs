@@ -2,7 +2,7 @@
 //!
 //! # Time contract of [`durable_sinks`]
 //! - Input: the metrics collection; only insertions (`diff > 0`) at times `≥ resume_ms` are
-//!   written (earlier windows were made durable before a restart, see [`crate::source`]).
+//!   written (earlier windows were made durable before a restart, see [`crate::kafka::source`]).
 //! - It holds a capability at time `t` for as long as any sink still owes an acknowledgement
 //!   for a record of `t`. A probe after it therefore reads the *durable frontier*: every window
 //!   ending before it has been acknowledged by every sink, on every worker. The source commits

@@ -9,10 +9,10 @@
 //!   produced a record for `idle_timeout_ms` stops holding it back; when all are idle the
 //!   watermark follows the wall clock from the last event time seen (or, with
 //!   `stop_when_idle`, the capability is dropped and every window closes). Both decisions are
-//!   the pure [`crate::watermark`], tested without a broker.
+//!   the pure [`crate::kafka::watermark`], tested without a broker.
 //! - A span is emitted at the capability's time if its pane has not closed (`pane_end ≥`
 //!   watermark); otherwise it is late: counted, and dead-lettered with reason `late`.
-//! - Offsets: see [`crate::offsets`]. Each commit carries the durable frontier (see
+//! - Offsets: see [`crate::kafka::offsets`]. Each commit carries the durable frontier (see
 //!   [`CommitBoard`]); after a restart, spans whose windows all ended before it are skipped
 //!   (their results are already durable) and the sinks suppress windows before it, so replay
 //!   re-emits only windows it can rebuild whole, with the same key and content.
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use glassbox_operators::metrics::panes::pane_end;
 use glassbox_operators::{Dimensions, FeedbackInput, SpanFacts, TraceSpan, Views};
 
-use crate::quality::QualityInput;
+use glassbox_operators::quality::QualityInput;
 use glassbox_schemas::JsonDecoder;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
@@ -35,10 +35,10 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::offsets::CommitBoard;
-use crate::outbox::{Outbox, Tag};
+use crate::kafka::offsets::CommitBoard;
+use crate::kafka::outbox::{Outbox, Tag};
+use crate::kafka::watermark::{Ends, Partition, Watermark};
 use crate::telemetry::Counters;
-use crate::watermark::{Ends, Partition, Watermark};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {

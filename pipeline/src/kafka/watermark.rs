@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
 
-use crate::offsets::CommitTracker;
+use crate::kafka::offsets::CommitTracker;
 
 /// One input partition's read state.
 #[derive(Debug)]

@@ -1,5 +1,6 @@
-//! Assembles the pipeline: Kafka source → facts → windows and sketches → durable sinks, one
-//! copy per timely worker, and drives it until shutdown (or the end of input).
+//! One timely worker: its Kafka source → the graph (`glassbox_operators::graph`) → its sinks →
+//! the probes on their durable frontier → the commits, driven until shutdown (or the end of
+//! input).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -12,55 +13,23 @@ use glassbox_operators::alerts::rules::Rules;
 use glassbox_operators::cost::pricing::PriceBoard;
 use glassbox_operators::graph::{self, Inputs, Plan, QualityPlan};
 use glassbox_schemas::JsonDecoder;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, CommitMode};
+use rdkafka::{ClientConfig, Offset};
 use timely::dataflow::operators::generic::operator::source;
 
 use crate::config::Config;
-use crate::offsets::CommitBoard;
-use crate::outbox::{Outbox, Tag};
-use crate::quality::{
-    FlaggedRecord, QualityCounters, QualityInput, QualityRecord, ScoredItem, ScoringPool,
-};
+use crate::kafka::commits::commit_board;
+use crate::kafka::offsets::CommitBoard;
+use crate::kafka::outbox::{Outbox, Tag};
+use crate::kafka::source::{KafkaSource, SourceSettings};
+use crate::quality::{FlaggedRecord, QualityCounters, QualityInput, QualityRecord, ScoredItem};
 use crate::sink::influx::InfluxWriter;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::redis::RedisWriter;
 use crate::sink::threaded::{BatchSettings, OnReject, OnRetry, ThreadedSink};
 use crate::sink::{Sink, deliver, durable_events, durable_sinks};
-use crate::source::{KafkaSource, SourceSettings};
 use crate::telemetry::Counters;
-use glassbox_operators::TraceJoinConfig;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
-
-/// Why the pipeline could not start or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// Configuration.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// The input topic does not exist.
-    #[error("input topic `{0}` does not exist (kafka.input_topic)")]
-    MissingInputTopic(String),
-    /// A Kafka client error.
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    /// Creating an output topic failed.
-    #[error("cannot create output topic `{topic}`: {message}")]
-    CreateTopic {
-        /// The topic.
-        topic: String,
-        /// The broker's answer.
-        message: String,
-    },
-    /// A worker failed.
-    #[error("worker failed: {0}")]
-    Worker(String),
-    /// A sink's settings are unusable.
-    #[error("sink: {0}")]
-    Sink(String),
-}
 
 /// Extra sinks a caller adds to every worker (the demo's live table, tests).
 pub type SinkFactory = Arc<dyn Fn(usize) -> Box<dyn Sink> + Send + Sync>;
@@ -94,368 +63,6 @@ impl Default for Handles {
     }
 }
 
-/// The librdkafka configuration shared by every client.
-pub fn client_config(config: &Config) -> Result<ClientConfig, PipelineError> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.kafka.brokers);
-    for (k, v) in config.kafka_properties()? {
-        c.set(k, v);
-    }
-    Ok(c)
-}
-
-/// Input partitions, checking the input topic exists.
-fn input_partitions(config: &Config, base: &ClientConfig) -> Result<Vec<i32>, PipelineError> {
-    let consumer: BaseConsumer = base.clone().create()?;
-    let md = consumer.fetch_metadata(Some(&config.kafka.input_topic), Duration::from_secs(10))?;
-    let topic = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == config.kafka.input_topic);
-    match topic {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-            Ok(t.partitions().iter().map(|p| p.id()).collect())
-        }
-        _ => Err(PipelineError::MissingInputTopic(
-            config.kafka.input_topic.clone(),
-        )),
-    }
-}
-
-/// Creates the output topics that do not exist yet.
-pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), PipelineError> {
-    let consumer: BaseConsumer = base.clone().create()?;
-    let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
-    let existing: Vec<&str> = md
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| t.name())
-        .collect();
-    let wanted = [
-        (&config.kafka.metrics_topic, config.kafka.output_partitions),
-        (
-            &config.kafka.deadletter_topic,
-            config.kafka.output_partitions,
-        ),
-        (&config.kafka.alerts_topic, config.kafka.output_partitions),
-    ];
-    // One partition per process of a timely cluster; a single process uses partition 0.
-    let state = [(&config.kafka.state_topic, 1)];
-    let state = state
-        .into_iter()
-        .filter(|_| config.kafka.frontier_store == "state_topic");
-    // The quality path's topics, only when it is on.
-    let quality = [&config.quality.flagged_topic, &config.quality.quality_topic]
-        .map(|t| (t, config.kafka.output_partitions));
-    let wanted: Vec<_> = wanted
-        .into_iter()
-        .chain(state)
-        .chain(quality.into_iter().filter(|_| config.quality.enabled))
-        .collect();
-    let missing: Vec<(&str, i32)> = wanted
-        .iter()
-        .filter(|(t, _)| !existing.contains(&t.as_str()))
-        .map(|(t, partitions)| (t.as_str(), *partitions))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    tracing::info!(topics = ?missing, "creating output topics");
-    create_topics(base, &missing, config.kafka.output_replication)
-}
-
-/// Creates each `(topic, partitions)` with `replication` replicas through the admin API; a
-/// topic that exists already is left as it is. Used for glassbox's output topics, and by the
-/// tests and benches for their input topics (any Kafka-API broker, no broker CLI needed).
-pub fn create_topics(
-    base: &ClientConfig,
-    topics: &[(&str, i32)],
-    replication: i32,
-) -> Result<(), PipelineError> {
-    let missing: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|(t, partitions)| NewTopic::new(t, *partitions, TopicReplication::Fixed(replication)))
-        .collect();
-    let admin: AdminClient<DefaultClientContext> = base.clone().create()?;
-    let results = futures_executor::block_on(
-        admin.create_topics(
-            missing.iter(),
-            &AdminOptions::new()
-                .operation_timeout(Some(Duration::from_secs(10)))
-                .request_timeout(Some(Duration::from_secs(30))),
-        ),
-    )?;
-    for result in results {
-        match result {
-            Ok(topic) => tracing::info!(%topic, "created topic"),
-            Err((topic, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
-                tracing::debug!(%topic, "topic already exists")
-            }
-            Err((topic, code)) => {
-                return Err(PipelineError::CreateTopic {
-                    topic,
-                    message: code.to_string(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The commit metadata that carries the durable frontier (ms) with an input partition's offset.
-const FRONTIER_METADATA: &str = "glassbox.frontier_ms=";
-
-/// The frontier in an input partition's commit metadata, if it holds one.
-fn frontier_in_metadata(metadata: &str) -> Option<u64> {
-    metadata.strip_prefix(FRONTIER_METADATA)?.parse().ok()
-}
-
-/// Committed offsets of every input partition, and the largest durable frontier recorded, in
-/// the commit metadata of the input partitions or as the committed offset of the state topic
-/// (both are read, so a change of `kafka.frontier_store` keeps what was stored).
-fn resume_state(
-    config: &Config,
-    base: &ClientConfig,
-    partitions: &[i32],
-) -> Result<(BTreeMap<i32, Offset>, u64), PipelineError> {
-    let consumer: BaseConsumer = base
-        .clone()
-        .set("group.id", &config.kafka.group_id)
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions {
-        tpl.add_partition(&config.kafka.input_topic, *p);
-    }
-    tpl.add_partition(&config.kafka.state_topic, STATE_PARTITION);
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
-    let mut offsets = BTreeMap::new();
-    let mut resume = 0;
-    for elem in committed.elements() {
-        if elem.topic() == config.kafka.state_topic {
-            if let Offset::Offset(f) = elem.offset() {
-                resume = resume.max(u64::try_from(f).unwrap_or(0));
-            }
-            continue;
-        }
-        if let Some(f) = frontier_in_metadata(elem.metadata()) {
-            resume = resume.max(f);
-        }
-        let start = match elem.offset() {
-            Offset::Offset(o) => Offset::Offset(o),
-            _ if config.kafka.auto_offset_reset == "latest" => Offset::End,
-            _ => Offset::Beginning,
-        };
-        offsets.insert(elem.partition(), start);
-    }
-    Ok((offsets, resume))
-}
-
-/// This process's partition of the state topic.
-const STATE_PARTITION: i32 = 0;
-
-/// Commits the board's offsets and frontier in one request.
-fn commit_board(
-    consumer: &BaseConsumer,
-    config: &Config,
-    board: &std::sync::Mutex<CommitBoard>,
-    mode: CommitMode,
-    counters: &Counters,
-) {
-    let Some((offsets, frontier)) = board.lock().expect("commit board lock").take() else {
-        return;
-    };
-    let mut tpl = TopicPartitionList::new();
-    let in_metadata = config.kafka.frontier_store == "metadata";
-    let metadata = format!("{FRONTIER_METADATA}{frontier}");
-    for (partition, offset) in offsets {
-        let mut elem = tpl.add_partition(&config.kafka.input_topic, partition);
-        let _ = elem.set_offset(Offset::Offset(offset));
-        if in_metadata {
-            elem.set_metadata(&metadata);
-        }
-    }
-    if !in_metadata {
-        let frontier = i64::try_from(frontier).unwrap_or(i64::MAX);
-        let _ = tpl.add_partition_offset(
-            &config.kafka.state_topic,
-            STATE_PARTITION,
-            Offset::Offset(frontier),
-        );
-    }
-    match consumer.commit(&tpl, mode) {
-        Ok(()) => Counters::inc(&counters.commits),
-        Err(e) => {
-            tracing::warn!(error = %e, "offset commit failed, will retry at the next interval")
-        }
-    }
-}
-
-/// Runs the pipeline until `handles.shutdown` is set or, with `source.stop_when_idle`, the
-/// input is exhausted.
-pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
-    config.validate()?;
-    // Fail fast on sink settings (secrets resolved, URLs parsed) before touching Kafka.
-    if config.influx.enabled {
-        InfluxWriter::new(&config.influx).map_err(PipelineError::Sink)?;
-    }
-    if config.redis.enabled {
-        RedisWriter::new(&config.redis).map_err(PipelineError::Sink)?;
-    }
-    let base = client_config(config)?;
-    let partitions = input_partitions(config, &base)?;
-    ensure_output_topics(config, &base)?;
-    let (offsets, resume_ms) = resume_state(config, &base, &partitions)?;
-    tracing::info!(
-        topic = %config.kafka.input_topic,
-        partitions = partitions.len(),
-        workers = config.source.workers,
-        resume_ms,
-        "starting pipeline"
-    );
-    // The price table: loaded once here (validate() already proved it loads), then reloaded
-    // by the watcher on file change or SIGHUP.
-    let prices = if config.cost.enabled {
-        let table = config.cost.load_table().map_err(PipelineError::Sink)?;
-        let keying = config.cost.keying(&table);
-        tracing::info!(
-            models = table.len(),
-            tiers = ?keying.thresholds,
-            source = if config.cost.prices.is_empty() { "shipped" } else { config.cost.prices.as_str() },
-            "price table loaded"
-        );
-        let board = PriceBoard::new(table, Duration::from_millis(100));
-        Some((board, keying))
-    } else {
-        None
-    };
-    let watcher_stop = Arc::new(AtomicBool::new(false));
-    let watcher = match &prices {
-        Some((board, _)) => Some(
-            crate::pricing::spawn_watcher(
-                config.cost.clone(),
-                board.clone(),
-                handles.counters.clone(),
-                watcher_stop.clone(),
-            )
-            .map_err(|e| PipelineError::Sink(format!("price watcher: {e}")))?,
-        ),
-        None => None,
-    };
-    let ledger = match &prices {
-        Some((board, _)) if config.redis.enabled => {
-            let relay = crate::sink::spend::Relay {
-                producer: base
-                    .clone()
-                    .create_with_context(crate::sink::spend::RelayContext::default())?,
-                topic: config.kafka.alerts_topic.clone(),
-            };
-            let views = config.metrics.views();
-            Some(crate::sink::spend::SpendLedger::new(
-                crate::sink::spend::SpendSettings {
-                    prefix: config.redis.key_prefix.clone(),
-                    tumbling_view: views.views[0].name.clone(),
-                    calendar: config.cost.calendar(),
-                    day_ttl_secs: config.cost.day_ttl_days * 86_400,
-                    month_ttl_secs: config.cost.month_ttl_days * 86_400,
-                    budgets: config.cost.budget_lines().map_err(PipelineError::Sink)?,
-                    board: board.clone(),
-                    relay: Some(relay),
-                    counters: handles.counters.clone(),
-                },
-            ))
-        }
-        _ => None,
-    };
-    let prices = prices.map(|(b, k)| (b, Arc::new(k)));
-    let quality = if config.quality.enabled {
-        let scorer = config.quality.scorer()?;
-        tracing::info!(
-            threads = config.quality.threads,
-            queue = config.quality.queue_capacity,
-            "quality scoring enabled"
-        );
-        Some(QualityPlan {
-            dims: config.metrics.dimensions(),
-            trace_join: TraceJoinConfig {
-                timeout_ms: config.quality.trace_timeout_ms,
-            },
-            feedback: config.quality.feedback(),
-            pool: ScoringPool::new(
-                Arc::new(crate::quality::ModelScorer(scorer)),
-                config.quality.threads,
-                config.quality.queue_capacity,
-            ),
-            counters: handles.quality.clone(),
-            joins: Arc::default(),
-            feedback_counters: Arc::default(),
-        })
-    } else {
-        None
-    };
-    let rules = config
-        .alerts
-        .load_rules(&config.metrics.dimensions(), &config.metrics.views())?
-        .map(Arc::new);
-    if let Some(r) = &rules {
-        tracing::info!(
-            rules = r.rules.len(),
-            history_ms = r.history_ms(),
-            "alert rules loaded"
-        );
-    }
-    let config = Arc::new(config.clone());
-    let base = Arc::new(base);
-    let offsets = Arc::new(offsets);
-    let workers = config.source.workers;
-    let board = Arc::new(std::sync::Mutex::new(CommitBoard::default()));
-    let counters = handles.counters.clone();
-    let guards = {
-        let (config, base, board) = (config.clone(), base.clone(), board.clone());
-        timely::execute(timely::Config::process(workers), move |worker| {
-            run_worker(
-                worker,
-                &config,
-                &base,
-                &offsets,
-                resume_ms,
-                &handles,
-                &board,
-                Costing {
-                    prices: prices.clone(),
-                    ledger: ledger.clone(),
-                    rules: rules.clone(),
-                    quality: quality.clone(),
-                },
-            )
-        })
-        .map_err(PipelineError::Worker)?
-    };
-    let mut failure = None;
-    for result in guards.join() {
-        if let Err(e) = result
-            .map_err(PipelineError::Worker)
-            .and_then(|r| r.map_err(PipelineError::Worker))
-        {
-            failure.get_or_insert(e);
-        }
-    }
-    // Every worker has deposited its last commit points: commit them, synchronously.
-    let consumer: BaseConsumer = base
-        .as_ref()
-        .clone()
-        .set("group.id", &config.kafka.group_id)
-        .create()?;
-    commit_board(&consumer, &config, &board, CommitMode::Sync, &counters);
-    watcher_stop.store(true, Ordering::Relaxed);
-    if let Some(w) = watcher {
-        let _ = w.join();
-    }
-    tracing::info!(counters = ?counters.snapshot(), "pipeline stopped");
-    failure.map_or(Ok(()), Err)
-}
-
-/// The InfluxDB and Redis sinks the configuration enables, each on a writer thread of its own.
 /// Dead-letters the records a sink refused for good, with the sink and its message in headers.
 fn dead_letter_rejects<T: crate::sink::Record>(
     config: &Config,
@@ -542,6 +149,7 @@ fn alert_sinks(
 /// A worker's alert sinks.
 type AlertSinks = Rc<RefCell<Vec<Box<dyn Sink<glassbox_operators::alerts::AlertEvent>>>>>;
 
+/// The InfluxDB and Redis sinks the configuration enables, each on a writer thread of its own.
 fn server_sinks(
     config: &Config,
     outbox: &Rc<RefCell<Outbox>>,
@@ -582,11 +190,11 @@ fn server_sinks(
 
 /// What a worker needs for cost: the live price table with the span keying, and the spend
 /// ledger shared by every worker's Redis writer.
-struct Costing {
-    prices: Option<(Arc<PriceBoard>, Arc<glassbox_operators::CostKeying>)>,
-    ledger: Option<crate::sink::spend::SharedLedger>,
-    rules: Option<Arc<Rules>>,
-    quality: Option<QualityPlan>,
+pub(crate) struct Costing {
+    pub(crate) prices: Option<(Arc<PriceBoard>, Arc<glassbox_operators::CostKeying>)>,
+    pub(crate) ledger: Option<crate::sink::spend::SharedLedger>,
+    pub(crate) rules: Option<Arc<Rules>>,
+    pub(crate) quality: Option<QualityPlan>,
 }
 
 /// The quality path's input: the spans the Kafka source hands over through `gate`, at the
@@ -727,7 +335,7 @@ pub fn alert_retention_ms(rules: &Rules) -> u64 {
 // Each argument is a distinct piece of the worker's environment; bundling them would only
 // move the list into a struct built at the one call site.
 #[allow(clippy::too_many_arguments)]
-fn run_worker(
+pub(crate) fn run_worker(
     worker: &mut timely::worker::Worker,
     config: &Config,
     base: &ClientConfig,
@@ -967,19 +575,4 @@ fn run_worker(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_frontier_travels_in_commit_metadata_and_nothing_else_is_taken_for_it() {
-        let stored = format!("{FRONTIER_METADATA}{}", 1_764_000_060_000u64);
-        assert_eq!(frontier_in_metadata(&stored), Some(1_764_000_060_000));
-        // Metadata another tool committed, or none: no frontier.
-        assert_eq!(frontier_in_metadata(""), None);
-        assert_eq!(frontier_in_metadata("lag-exporter"), None);
-        assert_eq!(frontier_in_metadata("glassbox.frontier_ms=soon"), None);
-    }
 }
