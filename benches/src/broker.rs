@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use glassbox::config::Config;
 use glassbox::kafka::source::now_ms;
-use glassbox::sink::{Keyed, Sink};
+use glassbox::sinks::{Keyed, Sink};
 use rdkafka::ClientContext;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 

@@ -8,7 +8,7 @@ use glassbox::config::Config;
 use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::{GenSpan, Generator};
 use glassbox::run::{Handles, run};
-use glassbox::sink::influx::InfluxApi;
+use glassbox::sinks::influx::InfluxApi;
 use glassbox_integration::stores::{Server, influx_query};
 use glassbox_integration::*;
 

@@ -17,9 +17,9 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use crate::config::Config;
 use crate::kafka::source::now_ms;
 use crate::loadgen::Generator;
-use crate::record::MetricsRecord;
+use crate::records::metrics::MetricsRecord;
 use crate::run::{Handles, PipelineError, run};
-use crate::sink::{Keyed, Sink};
+use crate::sinks::{Keyed, Sink};
 
 /// Latest tumbling window per series, shared by every worker's table sink.
 pub type Table = Arc<Mutex<BTreeMap<String, MetricsRecord>>>;
@@ -87,7 +87,7 @@ pub fn render(table: &BTreeMap<String, MetricsRecord>) -> String {
             .split(',')
             .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v))
             .collect();
-        let p95 = |d: &Option<crate::record::Distribution>| {
+        let p95 = |d: &Option<crate::records::metrics::Distribution>| {
             d.as_ref().map_or("-".into(), |d| format!("{:.0}", d.p95))
         };
         let cost = r

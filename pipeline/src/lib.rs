@@ -5,7 +5,6 @@
 //! watermarks and offset commits, [`sink`] the durable sinks, [`loadgen`] the synthetic span
 //! generator and [`demo`] the self-contained demo.
 
-pub mod alerting;
 pub mod cli;
 pub mod config;
 pub use config::secret;
@@ -15,8 +14,8 @@ pub mod kafka;
 pub mod loadgen;
 pub mod pricing;
 pub mod quality;
-pub mod record;
+pub mod records;
 pub mod run;
-pub mod sink;
+pub mod sinks;
 pub mod telemetry;
 pub mod worker;

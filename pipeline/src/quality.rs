@@ -1,29 +1,21 @@
-//! The quality path's edges in the pipeline: the models behind the scoring operator, the
-//! spans the source hands to the path, and the flagged-answer record.
+//! The quality path's edges in the pipeline: the models behind the scoring operator.
 //!
 //! The operators themselves (trace join, scoring, feedback, quality windows and parts) are
-//! `glassbox_operators::quality`, re-exported here. This module adds what needs the model
-//! runtime or the sinks: [`QualityConfig::scorer`] loads the embedding models and
-//! [`ModelScorer`] puts them behind the operator's `AnswerScorer`; [`QualityInput`] is a span's
-//! share for the path, split off by the Kafka source; [`FlaggedRecord`] is an answer with an
-//! unsupported sentence, for `quality.flagged_topic`; and the sinks' `Record` impls of the
-//! quality records.
+//! `glassbox_operators::quality`, re-exported here; its records are [`crate::records::quality`].
+//! This module adds what needs the model runtime: [`QualityConfig::scorer`] loads the embedding
+//! models and [`ModelScorer`] puts them behind the operator's `AnswerScorer`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use glassbox_operators::Dimensions;
 pub use glassbox_operators::quality::QualityInput;
 pub use glassbox_operators::quality::parts::quality_parts;
 pub use glassbox_operators::quality::scoring::{
     AnswerScorer, QualityCounters, ScoredItem, Scores, ScoringPool, score_items,
 };
 pub use glassbox_operators::quality::windows::{QualityFact, QualityRecord, quality_windows};
-use serde::Serialize;
 
 use crate::config::ConfigError;
 pub use crate::config::QualityConfig;
-use crate::sink::Record;
 
 impl QualityConfig {
     /// Loads the models and builds the scorer; the error names the field and the file.
@@ -102,72 +94,6 @@ impl AnswerScorer for ModelScorer {
                         .map(|u| format!("{:?}", u.kind).to_lowercase())
                 })
                 .collect(),
-        })
-    }
-}
-
-impl Record for QualityRecord {
-    fn key(&self) -> &str {
-        &self.key
-    }
-
-    fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("quality records serialize")
-    }
-}
-
-/// An answer flagged unfaithful, on `quality.flagged_topic`, keyed by trace id.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FlaggedRecord {
-    /// `1`.
-    pub schema_version: u32,
-    /// The trace.
-    pub trace_id: String,
-    /// The generation span.
-    pub span_id: String,
-    /// The retrieval spans it was scored against.
-    pub retrieval_span_ids: Vec<String>,
-    /// Series dimensions.
-    pub series: BTreeMap<String, String>,
-    /// The generation's start, ms.
-    pub event_ms: u64,
-    /// The scores (the least supported sentence's text only with `quality.text_in_outputs`).
-    pub scores: Scores,
-}
-
-impl Record for FlaggedRecord {
-    fn key(&self) -> &str {
-        &self.trace_id
-    }
-
-    fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("flagged records serialize")
-    }
-}
-
-impl FlaggedRecord {
-    /// The flagged record of `item`, if it is unfaithful; text kept only when `with_text`.
-    pub fn of(item: &ScoredItem, dims: &Dimensions, with_text: bool) -> Option<Self> {
-        if !item.scores.hallucination {
-            return None;
-        }
-        let mut scores = item.scores.clone();
-        if !with_text {
-            scores.least_supported_text = None;
-        }
-        Some(Self {
-            schema_version: 1,
-            trace_id: item.trace_id.clone(),
-            span_id: item.span_id.clone(),
-            retrieval_span_ids: item.retrieval_span_ids.clone(),
-            series: dims
-                .names()
-                .iter()
-                .cloned()
-                .zip(item.series.values().iter().cloned())
-                .collect(),
-            event_ms: item.event_ms,
-            scores,
         })
     }
 }

@@ -16,8 +16,8 @@ use crate::kafka::admin::{client_config, ensure_output_topics, input_partitions}
 use crate::kafka::commits::{commit_board, resume_state};
 use crate::kafka::offsets::CommitBoard;
 use crate::quality::ScoringPool;
-use crate::sink::influx::InfluxWriter;
-use crate::sink::redis::RedisWriter;
+use crate::sinks::influx::InfluxWriter;
+use crate::sinks::redis::RedisWriter;
 use crate::worker::{Costing, run_worker};
 pub use crate::worker::{Handles, SinkFactory};
 use glassbox_operators::TraceJoinConfig;
@@ -75,15 +75,15 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
     };
     let ledger = match &prices {
         Some((board, _)) if config.redis.enabled => {
-            let relay = crate::sink::spend::Relay {
+            let relay = crate::sinks::redis::spend::Relay {
                 producer: base
                     .clone()
-                    .create_with_context(crate::sink::spend::RelayContext::default())?,
+                    .create_with_context(crate::sinks::redis::spend::RelayContext::default())?,
                 topic: config.kafka.alerts_topic.clone(),
             };
             let views = config.metrics.views();
-            Some(crate::sink::spend::SpendLedger::new(
-                crate::sink::spend::SpendSettings {
+            Some(crate::sinks::redis::spend::SpendLedger::new(
+                crate::sinks::redis::spend::SpendSettings {
                     prefix: config.redis.key_prefix.clone(),
                     tumbling_view: views.views[0].name.clone(),
                     calendar: config.cost.calendar(),

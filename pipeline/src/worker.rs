@@ -22,12 +22,13 @@ use crate::kafka::commits::commit_board;
 use crate::kafka::offsets::CommitBoard;
 use crate::kafka::outbox::{Outbox, Tag};
 use crate::kafka::source::{KafkaSource, SourceSettings};
-use crate::quality::{FlaggedRecord, QualityCounters, QualityInput, QualityRecord, ScoredItem};
-use crate::sink::influx::InfluxWriter;
-use crate::sink::kafka::KafkaSink;
-use crate::sink::redis::RedisWriter;
-use crate::sink::threaded::{BatchSettings, OnReject, OnRetry, ThreadedSink};
-use crate::sink::{Sink, deliver, durable_events, durable_sinks};
+use crate::quality::{QualityCounters, QualityInput};
+use crate::records::quality::{FlaggedRecord, QualityRecord, ScoredItem};
+use crate::sinks::influx::InfluxWriter;
+use crate::sinks::kafka::KafkaSink;
+use crate::sinks::redis::RedisWriter;
+use crate::sinks::threaded::{BatchSettings, OnReject, OnRetry, ThreadedSink};
+use crate::sinks::{Sink, deliver, durable_events, durable_sinks};
 use crate::telemetry::Counters;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 
@@ -64,7 +65,7 @@ impl Default for Handles {
 }
 
 /// Dead-letters the records a sink refused for good, with the sink and its message in headers.
-fn dead_letter_rejects<T: crate::sink::Record>(
+fn dead_letter_rejects<T: crate::sinks::Record>(
     config: &Config,
     outbox: &Rc<RefCell<Outbox>>,
     counters: &Arc<Counters>,
@@ -134,7 +135,7 @@ fn alert_sinks(
     if !config.alerts.alertmanager_url.is_empty() {
         sinks.push(Box::new(ThreadedSink::<Event>::new(
             "alertmanager",
-            crate::alerting::AlertmanagerWriter::new(
+            crate::sinks::alertmanager::AlertmanagerWriter::new(
                 &config.alerts.alertmanager_url,
                 Duration::from_millis(config.alerts.alertmanager_resend_ms),
             ),
@@ -154,7 +155,7 @@ fn server_sinks(
     config: &Config,
     outbox: &Rc<RefCell<Outbox>>,
     counters: &Arc<Counters>,
-    ledger: Option<crate::sink::spend::SharedLedger>,
+    ledger: Option<crate::sinks::redis::spend::SharedLedger>,
 ) -> Result<Vec<Box<dyn Sink>>, String> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let on_reject = || dead_letter_rejects(config, outbox, counters);
@@ -192,7 +193,7 @@ fn server_sinks(
 /// ledger shared by every worker's Redis writer.
 pub(crate) struct Costing {
     pub(crate) prices: Option<(Arc<PriceBoard>, Arc<glassbox_operators::CostKeying>)>,
-    pub(crate) ledger: Option<crate::sink::spend::SharedLedger>,
+    pub(crate) ledger: Option<crate::sinks::redis::spend::SharedLedger>,
     pub(crate) rules: Option<Arc<Rules>>,
     pub(crate) quality: Option<QualityPlan>,
 }
@@ -439,7 +440,7 @@ pub(crate) fn run_worker(
             let mut batch = Vec::new();
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
-                let backlog = crate::sink::backlog(&backlog_of);
+                let backlog = crate::sinks::backlog(&backlog_of);
                 let act = reader.borrow_mut().activate(*c.time(), backlog, &mut batch);
                 if !batch.is_empty() {
                     output.session(c).give_container(&mut batch);

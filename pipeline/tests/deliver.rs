@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use glassbox::sink::{Record, Sink, deliver};
+use glassbox::sinks::{Record, Sink, deliver};
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::vec::Input;
 

@@ -14,10 +14,10 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use glassbox::record::{Distribution, MetricsRecord, Tokens};
-use glassbox::sink::Keyed;
-use glassbox::sink::influx::{InfluxApi, InfluxConfig, InfluxWriter, Secret};
-use glassbox::sink::threaded::Writer;
+use glassbox::records::metrics::{Distribution, MetricsRecord, Tokens};
+use glassbox::sinks::Keyed;
+use glassbox::sinks::influx::{InfluxApi, InfluxConfig, InfluxWriter, Secret};
+use glassbox::sinks::threaded::Writer;
 
 fn server(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
@@ -753,7 +753,7 @@ fn sends_token_gzip_and_ms_precision_and_splits_a_batch_the_server_finds_too_lar
     // Every record's lines arrived exactly once, in order, after the splits.
     let mut expected = String::new();
     for r in &records {
-        glassbox::sink::influx::lines(r, "gb", &mut expected);
+        glassbox::sinks::influx::lines(r, "gb", &mut expected);
     }
     assert_eq!(written, expected);
 }

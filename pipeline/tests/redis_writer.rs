@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use glassbox::record::{Distribution, MetricsRecord, Tokens};
-use glassbox::sink::Keyed;
-use glassbox::sink::redis::{RedisConfig, RedisWriter};
-use glassbox::sink::threaded::Writer;
+use glassbox::records::metrics::{Distribution, MetricsRecord, Tokens};
+use glassbox::sinks::Keyed;
+use glassbox::sinks::redis::{RedisConfig, RedisWriter};
+use glassbox::sinks::threaded::Writer;
 use redis::Value;
 
 /// A minute-aligned window end, and the one after it.

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use glassbox::pricing::{Budget, Calendar, CostConfig};
-use glassbox::record::{CostRecord, MetricsRecord, Tokens, UsageRecord};
-use glassbox::sink::Keyed;
-use glassbox::sink::redis::{RedisConfig, RedisWriter};
-use glassbox::sink::spend::{SpendLedger, SpendSettings};
-use glassbox::sink::threaded::Writer;
+use glassbox::records::metrics::{CostRecord, MetricsRecord, Tokens, UsageRecord};
+use glassbox::sinks::Keyed;
+use glassbox::sinks::redis::spend::{SpendLedger, SpendSettings};
+use glassbox::sinks::redis::{RedisConfig, RedisWriter};
+use glassbox::sinks::threaded::Writer;
 use glassbox::telemetry::Counters;
 use glassbox_operators::cost::pricing::{PriceBoard, cost_of, key_rates};
 use glassbox_operators::cost::{Price, PriceTable};

@@ -30,7 +30,7 @@ use clap::Parser;
 use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::{FEATURES, Generator, MODELS, TENANTS};
 use glassbox::run::{Handles, run};
-use glassbox::sink::Sink;
+use glassbox::sinks::Sink;
 use glassbox_benches::broker::{
     ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
 };

@@ -23,7 +23,7 @@ use glassbox::kafka::admin::{client_config, ensure_output_topics};
 use glassbox::kafka::source::now_ms;
 use glassbox::loadgen::Generator;
 use glassbox::run::{Handles, run};
-use glassbox::sink::Sink;
+use glassbox::sinks::Sink;
 use glassbox_benches::broker::{
     ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
 };

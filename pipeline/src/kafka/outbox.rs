@@ -29,7 +29,7 @@ pub enum Tag {
         /// Input offset.
         offset: i64,
     },
-    /// A sink ticket (see [`crate::sink`]).
+    /// A sink ticket (see [`crate::sinks`]).
     Ticket(u64),
     /// Nobody waits for this record (a dead-lettered window record): kept until acknowledged,
     /// like every record, but its acknowledgement is not reported.

@@ -62,6 +62,8 @@
 //! `WRONGTYPE`: one of our keys holds another type) rejects the batch, which is dead-lettered.
 //! Messages never contain the password.
 
+pub mod spend;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,10 +73,10 @@ use ::redis::{
     RedisResult, Script, Value,
 };
 
-use super::Keyed;
-use super::threaded::{WriteError, Writer};
 pub use crate::config::redis::RedisConfig;
-use crate::record::MetricsRecord;
+use crate::records::metrics::MetricsRecord;
+use crate::sinks::Keyed;
+use crate::sinks::threaded::{WriteError, Writer};
 
 /// Resolves `env:NAME`, `file:/path` or a literal; the error names the field, never the value.
 fn resolve_password(value: &str) -> Result<String, String> {
@@ -198,7 +200,7 @@ pub struct RedisWriter {
     top_n_ttl_secs: u64,
     script: Script,
     /// Live spend and budgets (`cost.enabled`), shared with the other workers' writers.
-    spend: Option<super::spend::SharedLedger>,
+    spend: Option<spend::SharedLedger>,
 }
 
 impl RedisWriter {
@@ -246,7 +248,7 @@ impl RedisWriter {
     }
 
     /// This writer also keeps the live spend `ledger` (see [`super::spend`]).
-    pub fn with_spend(mut self, ledger: super::spend::SharedLedger) -> Self {
+    pub fn with_spend(mut self, ledger: spend::SharedLedger) -> Self {
         self.spend = Some(ledger);
         self
     }
@@ -254,7 +256,7 @@ impl RedisWriter {
     /// Runs `f` on the spend ledger with this writer's connection.
     fn on_ledger(
         &mut self,
-        f: impl FnOnce(&mut super::spend::SpendLedger, &mut Connection) -> RedisResult<()>,
+        f: impl FnOnce(&mut spend::SpendLedger, &mut Connection) -> RedisResult<()>,
     ) -> Result<(), WriteError> {
         let Some(ledger) = self.spend.clone() else {
             return Ok(());
@@ -538,8 +540,11 @@ return 1
 /// `faithfulness_p10`, `hallucination_rate`, `answer_relevance_mean`,
 /// `context_relevance_mean`, `feedback_count`, `negative_feedback_rate`,
 /// `feedback_mean_score`, `json`); a figure without data is absent. TTL `redis.ttl_secs`.
-impl Writer<crate::quality::QualityRecord> for RedisWriter {
-    fn write(&mut self, batch: &[Arc<crate::quality::QualityRecord>]) -> Result<(), WriteError> {
+impl Writer<crate::records::quality::QualityRecord> for RedisWriter {
+    fn write(
+        &mut self,
+        batch: &[Arc<crate::records::quality::QualityRecord>],
+    ) -> Result<(), WriteError> {
         let mut pipe = ::redis::pipe();
         for r in batch {
             let mut cmd = ::redis::cmd("EVAL");
@@ -561,7 +566,7 @@ impl Writer<crate::quality::QualityRecord> for RedisWriter {
             }
             fields.push((
                 "json",
-                String::from_utf8(crate::sink::Record::to_json(r.as_ref())).expect("utf-8 json"),
+                String::from_utf8(crate::sinks::Record::to_json(r.as_ref())).expect("utf-8 json"),
             ));
             for (f, v) in fields {
                 cmd.arg(f).arg(v);
@@ -577,7 +582,7 @@ impl Writer<crate::quality::QualityRecord> for RedisWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Distribution, Tokens};
+    use crate::records::metrics::{Distribution, Tokens};
 
     fn record(latency: bool) -> MetricsRecord {
         let dist = |p50: f64, p95: f64, p99: f64| Distribution {

@@ -1,10 +1,10 @@
-//! Alerting (`[alerts]`): the rules file, and where alert events go — the alerts topic, Redis,
-//! InfluxDB and, optionally, Prometheus Alertmanager.
+//! The Prometheus Alertmanager sink (`alerts.alertmanager_url`): firing and resolved alerts
+//! posted to `POST /api/v2/alerts`, firing ones re-sent so that Alertmanager keeps them.
 //!
 //! The rules are evaluated by [`glassbox_operators::alerts`] at every pane end, in event time;
-//! this module only configures them and delivers their events. Events are delivered like window
-//! records: offsets are committed only once every alert sink acknowledged the events derived
-//! from them, and a replay re-derives the same events with the same ids.
+//! their events are delivered like window records: offsets are committed only once every alert
+//! sink (the alerts topic, Redis, InfluxDB, this one) acknowledged the events derived from
+//! them, and a replay re-derives the same events with the same ids.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -12,32 +12,8 @@ use std::time::{Duration, Instant};
 
 use glassbox_operators::alerts::{AlertEvent, AlertKind};
 
-pub use crate::config::AlertsConfig;
-use crate::sink::Record;
-use crate::sink::threaded::{WriteError, Writer};
-
-impl Record for AlertEvent {
-    fn key(&self) -> &str {
-        &self.key
-    }
-
-    fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("alert events serialize")
-    }
-}
-
-/// `ms` since the epoch as RFC 3339 UTC, e.g. `2026-11-28T10:25:00.000Z`.
-pub fn rfc3339(ms: u64) -> String {
-    let (days, rem) = ((ms / 86_400_000) as i64, ms % 86_400_000);
-    let (y, m, d) = crate::config::cost::civil_from_days(days);
-    let (h, min, s, milli) = (
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1_000 % 60,
-        rem % 1_000,
-    );
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
-}
+use crate::records::alerts::rfc3339;
+use crate::sinks::threaded::{WriteError, Writer};
 
 /// Posts firing and resolved alerts to Alertmanager's `POST /api/v2/alerts`: labels
 /// `alertname` (the rule), `severity` and the group's labels; annotations as rendered, plus
@@ -145,16 +121,5 @@ impl Writer<AlertEvent> for AlertmanagerWriter {
         if let Err(e) = self.post(&alerts) {
             tracing::warn!(sink = "alertmanager", error = %e.message, "re-sending firing alerts failed");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_render_as_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_795_908_600_123), "2026-11-28T23:30:00.123Z");
     }
 }

@@ -68,8 +68,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rdkafka::ClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
-use super::Keyed;
-use crate::pricing::{BudgetLine, Calendar};
+use crate::config::cost::{BudgetLine, Calendar};
+use crate::sinks::Keyed;
 use crate::telemetry::Counters;
 
 const APPLY_SCRIPT: &str = r"

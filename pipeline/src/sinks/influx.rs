@@ -50,7 +50,7 @@ pub use crate::config::secret::Secret;
 
 use super::Keyed;
 use super::threaded::{BatchSettings, WriteError, Writer};
-use crate::record::{Distribution, MetricsRecord};
+use crate::records::metrics::{Distribution, MetricsRecord};
 use glassbox_operators::alerts::AlertEvent;
 
 /// The longest server message kept in a [`WriteError`].
@@ -486,8 +486,11 @@ impl Writer<AlertEvent> for InfluxWriter {
     }
 }
 
-impl Writer<crate::quality::QualityRecord> for InfluxWriter {
-    fn write(&mut self, batch: &[Arc<crate::quality::QualityRecord>]) -> Result<(), WriteError> {
+impl Writer<crate::records::quality::QualityRecord> for InfluxWriter {
+    fn write(
+        &mut self,
+        batch: &[Arc<crate::records::quality::QualityRecord>],
+    ) -> Result<(), WriteError> {
         self.write_records(batch, quality_lines)
     }
 }
@@ -497,7 +500,7 @@ impl Writer<crate::quality::QualityRecord> for InfluxWriter {
 /// defined, `faithfulness_mean`, `faithfulness_p10`, `hallucination_rate`,
 /// `answer_relevance_mean`, `context_relevance_mean`, `negative_feedback_rate`,
 /// `feedback_mean_score`.
-pub fn quality_lines(r: &crate::quality::QualityRecord, prefix: &str, out: &mut String) {
+pub fn quality_lines(r: &crate::records::quality::QualityRecord, prefix: &str, out: &mut String) {
     let mut tags: Vec<(&str, &str)> = vec![("view", r.view.as_str())];
     tags.extend(
         r.series
@@ -573,7 +576,7 @@ pub fn alert_lines(e: &AlertEvent, prefix: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Tokens;
+    use crate::records::metrics::Tokens;
     use std::collections::BTreeMap;
 
     fn record() -> MetricsRecord {

@@ -309,7 +309,7 @@ mod tests {
     }
 
     fn keyed(n: usize) -> Vec<Arc<Keyed>> {
-        use crate::record::{MetricsRecord, Tokens};
+        use crate::records::metrics::{MetricsRecord, Tokens};
         (0..n)
             .map(|i| {
                 Arc::new(Keyed {

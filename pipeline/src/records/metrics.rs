@@ -229,3 +229,22 @@ impl MetricsRecord {
             .join(",")
     }
 }
+
+/// A record on its way to the sinks: the Kafka key (the series) and the record.
+#[derive(Clone, Debug)]
+pub struct Keyed {
+    /// The series key.
+    pub key: String,
+    /// The record.
+    pub record: MetricsRecord,
+}
+
+impl super::Record for Keyed {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.record).expect("metrics records serialize")
+    }
+}

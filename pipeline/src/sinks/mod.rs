@@ -10,10 +10,10 @@
 //! - State: the capabilities and tickets of unacknowledged batches; sinks keep their own
 //!   bounded backlogs and report it through [`Sink::backlog`].
 
+pub mod alertmanager;
 pub mod influx;
 pub mod kafka;
 pub mod redis;
-pub mod spend;
 pub mod threaded;
 
 use std::cell::RefCell;
@@ -31,36 +31,9 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::{Capability, Probe};
 
-use crate::record::MetricsRecord;
+use crate::records::metrics::MetricsRecord;
+pub use crate::records::{Keyed, Record};
 use crate::telemetry::Counters;
-
-/// A record on its way to the sinks: the Kafka key (the series) and the record.
-#[derive(Clone, Debug)]
-pub struct Keyed {
-    /// The series key.
-    pub key: String,
-    /// The record.
-    pub record: MetricsRecord,
-}
-
-/// What sinks carry: window records ([`Keyed`]) or alert events. Each has a Kafka key and a
-/// JSON form (what a dead letter or a Kafka record holds).
-pub trait Record: Send + Sync + std::fmt::Debug + 'static {
-    /// The Kafka key.
-    fn key(&self) -> &str;
-    /// The JSON payload.
-    fn to_json(&self) -> Vec<u8>;
-}
-
-impl Record for Keyed {
-    fn key(&self) -> &str {
-        &self.key
-    }
-
-    fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.record).expect("metrics records serialize")
-    }
-}
 
 /// A destination for records (window records by default). Implementations batch, retry and
 /// acknowledge.
