@@ -1,5 +1,11 @@
 //! Sinks, and the operator that makes their acknowledgements the pipeline's durable frontier.
 //!
+//! This file holds the [`Sink`] trait and [`deliver`] (with [`durable_sinks`] and
+//! [`durable_events`] over it); then, in the order records leave: [`kafka`] (the output topics,
+//! through the outbox), [`threaded`] (a writer thread with batching, retries and rejects, for
+//! the servers below), [`influx`] (line protocol to InfluxDB or VictoriaMetrics), [`redis`]
+//! (live per-series state, with the spend ledger in `redis::spend`) and [`alertmanager`].
+//!
 //! # Time contract of [`durable_sinks`]
 //! - Input: the metrics collection; only insertions (`diff > 0`) at times `≥ resume_ms` are
 //!   written (earlier windows were made durable before a restart, see [`crate::kafka::source`]).
