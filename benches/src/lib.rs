@@ -7,11 +7,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glassbox::loadgen::Generator;
 use glassbox_operators::graph::{self, Inputs, Plan};
 use glassbox_operators::metrics::views::WindowKey;
 use glassbox_operators::{Dimensions, SpanFacts, Views, WindowMetrics};
 use glassbox_schemas::{DecodeLimits, JsonDecoder};
+use glassbox_support::loadgen::Generator;
 use timely::dataflow::operators::generic::operator::source;
 
 /// `n` native JSON spans starting at `start_ms`, `rate` per second of event time.

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use glassbox::loadgen::GenSpan;
 use glassbox_operators::Views;
 use glassbox_operators::metrics::sketch::{ALPHA, QUANTILES, rank};
+use glassbox_support::loadgen::GenSpan;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};

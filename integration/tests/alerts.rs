@@ -9,9 +9,9 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use glassbox::kafka::source::now_ms;
-use glassbox::loadgen::{GenSpan, Generator};
 use glassbox_integration::stores::{http, influx_points};
 use glassbox_integration::*;
+use glassbox_support::loadgen::{GenSpan, Generator};
 
 const RULES: &str = r#"
 [[rule]]

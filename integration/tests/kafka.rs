@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use glassbox::config::Config;
 use glassbox::kafka::source::now_ms;
-use glassbox::loadgen::{GenSpan, Generator};
 use glassbox::run::{Handles, run};
 use glassbox_integration::*;
+use glassbox_support::loadgen::{GenSpan, Generator};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 

@@ -34,9 +34,9 @@ fn hex(n: u64, width: usize) -> String {
 }
 
 /// A retrieval span and a generation span (the retrieval ends before the generation starts)
-/// for one answer, as native JSON ([`glassbox::loadgen::rag_trace`]).
+/// for one answer, as native JSON ([`glassbox_support::loadgen::rag_trace`]).
 fn rag_trace(trace: &str, i: u64, t_ms: u64, case: &Value, tenant: &str) -> Vec<(String, Vec<u8>)> {
-    glassbox::loadgen::rag_trace(
+    glassbox_support::loadgen::rag_trace(
         trace,
         &hex(2 * i + 1, 16),
         &hex(2 * i + 2, 16),

@@ -13,8 +13,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use glassbox::kafka::source::now_ms;
-use glassbox::loadgen::{GenSpan, Generator};
 use glassbox_integration::*;
+use glassbox_support::loadgen::{GenSpan, Generator};
 
 fn glassbox(r: &Run, stop_when_idle: bool) -> Child {
     let mut c = r.command(env!("CARGO_BIN_EXE_glassbox-it"));

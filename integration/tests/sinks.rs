@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use glassbox::config::Config;
 use glassbox::kafka::source::now_ms;
-use glassbox::loadgen::{GenSpan, Generator};
 use glassbox::run::{Handles, run};
 use glassbox::sinks::influx::InfluxApi;
 use glassbox_integration::stores::{Server, influx_query};
 use glassbox_integration::*;
+use glassbox_support::loadgen::{GenSpan, Generator};
 
 const SPANS: usize = 100_000;
 

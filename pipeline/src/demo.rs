@@ -16,10 +16,10 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 
 use crate::config::Config;
 use crate::kafka::source::now_ms;
-use crate::loadgen::Generator;
 use crate::records::metrics::MetricsRecord;
 use crate::run::{Handles, PipelineError, run};
 use crate::sinks::{Keyed, Sink};
+use glassbox_support::loadgen::Generator;
 
 /// Latest tumbling window per series, shared by every worker's table sink.
 pub type Table = Arc<Mutex<BTreeMap<String, MetricsRecord>>>;

@@ -14,7 +14,8 @@
 //!   table's reload watcher.
 //! - [`worker`]: one timely worker, Kafka source → `glassbox_operators::graph` → sinks →
 //!   probes → commits; [`run`]: start-up and shutdown around the workers.
-//! - [`loadgen`]: the synthetic span generator, and [`demo`]: the self-contained demo.
+//! - [`loadgen`]: `glassbox loadgen`, the generator of `glassbox_support` published to Kafka,
+//!   and [`demo`]: the self-contained demo.
 
 pub mod cli;
 pub mod config;

@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use glassbox::kafka::source::now_ms;
-use glassbox::loadgen::{FEATURES, Generator, MODELS, TENANTS};
 use glassbox::run::{Handles, run};
 use glassbox::sinks::Sink;
 use glassbox_benches::broker::{
@@ -37,6 +36,7 @@ use glassbox_benches::broker::{
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
 use glassbox_operators::alerts::rules::{Rules, format_duration};
 use glassbox_operators::{Dimensions, Views};
+use glassbox_support::loadgen::{FEATURES, Generator, MODELS, TENANTS};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};

@@ -21,13 +21,13 @@ use clap::Parser;
 use glassbox::config::Config;
 use glassbox::kafka::admin::{client_config, ensure_output_topics};
 use glassbox::kafka::source::now_ms;
-use glassbox::loadgen::Generator;
 use glassbox::run::{Handles, run};
 use glassbox::sinks::Sink;
 use glassbox_benches::broker::{
     ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
 };
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
+use glassbox_support::loadgen::Generator;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
