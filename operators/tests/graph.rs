@@ -95,22 +95,11 @@ fn a_metrics_plan_builds_exactly_the_window_metrics() {
             &Plan::metrics(v.clone()),
         )
     });
-    let by_hand = timely::execute_directly(move |worker| {
-        let (mut input, recv) = worker.dataflow::<u64, _, _>(|scope| {
-            let (input, facts) = scope.new_input::<SpanFacts>();
-            (input, window_metrics(facts, &views).inner.capture())
-        });
-        for (time, facts) in batches() {
-            input.advance_to(time);
-            for f in facts {
-                input.send(f);
-            }
-        }
-        drop(input);
-        while worker.step_or_park(None) {}
-        let mut out: Triples = recv.extract().into_iter().flat_map(|(_, d)| d).collect();
-        out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-        out
+    let by_hand = run(batches(), move |facts| graph::Outputs {
+        metrics: window_metrics(facts, &views),
+        alerts: None,
+        scored: None,
+        quality: None,
     });
     assert!(!by_graph.is_empty());
     assert_eq!(by_graph, by_hand);

@@ -479,8 +479,8 @@ fn group_hash(rule: u32, group: &Series) -> u64 {
 /// # Examples
 /// ```
 /// use glassbox_operators::alerts::alerts;
-/// use glassbox_operators::rules::Rules;
-/// use glassbox_operators::windows::windows;
+/// use glassbox_operators::alerts::rules::Rules;
+/// use glassbox_operators::metrics::windows::windows;
 /// use glassbox_operators::{Dimensions, SpanFacts, Views, metrics_of_windows};
 /// use timely::dataflow::operators::vec::Input;
 ///

@@ -363,7 +363,7 @@ pub fn pair_trace(spans: &[TraceSpan]) -> Pairing {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use glassbox_operators::trace_join::{TraceJoinConfig, TraceJoinCounters, TraceSpan, trace_join};
+/// use glassbox_operators::quality::trace_join::{TraceJoinConfig, TraceJoinCounters, TraceSpan, trace_join};
 /// use timely::dataflow::operators::capture::{Capture, Extract};
 /// use timely::dataflow::operators::vec::Input;
 ///
