@@ -6,10 +6,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use glassbox::loadgen::Generator;
 use glassbox_benches::{facts, replay_windows};
 use glassbox_operators::Views;
-use glassbox_operators::sketch::{bucket_of, summarize};
+use glassbox_operators::metrics::sketch::{bucket_of, summarize};
+use glassbox_support::loadgen::Generator;
 
 const SPANS: usize = 100_000;
 

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use glassbox::config::Config;
-use glassbox::sink::{Keyed, Sink};
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
+use glassbox::sinks::{Keyed, Sink};
 use rdkafka::ClientContext;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
@@ -46,7 +46,7 @@ impl BrokerArgs {
         let mut base = rdkafka::ClientConfig::new();
         base.set("bootstrap.servers", &self.brokers);
         let partitions = i32::try_from(partitions).expect("partition count");
-        glassbox::dataflow::create_topics(&base, &[(name, partitions)], 1)
+        glassbox::kafka::admin::create_topics(&base, &[(name, partitions)], 1)
             .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
     }
 

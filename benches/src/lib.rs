@@ -1,5 +1,5 @@
 //! Shared pieces of glassbox's benchmarks: generated input and an in-process pipeline that
-//! runs the real decode → facts → windows → sketches path without a broker.
+//! runs the real decode → facts → graph (windows, sketches, cost) path without a broker.
 
 pub mod broker;
 
@@ -7,10 +7,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glassbox::loadgen::Generator;
-use glassbox_operators::views::WindowKey;
-use glassbox_operators::{Dimensions, SpanFacts, Views, WindowMetrics, window_metrics};
+use glassbox_operators::graph::{self, Inputs, Plan};
+use glassbox_operators::metrics::views::WindowKey;
+use glassbox_operators::{Dimensions, SpanFacts, Views, WindowMetrics};
 use glassbox_schemas::{DecodeLimits, JsonDecoder};
+use glassbox_support::loadgen::Generator;
 use timely::dataflow::operators::generic::operator::source;
 
 /// `n` native JSON spans starting at `start_ms`, `rate` per second of event time.
@@ -76,7 +77,7 @@ fn replay<'scope>(
 /// Window records of [`replay_windows`].
 pub type Windows = Vec<(WindowKey, WindowMetrics)>;
 
-/// Runs windows + sketches (`window_metrics`) over pre-decoded `facts` (sorted by event time)
+/// Runs the graph's metrics path (`graph::build`: windows + sketches) over pre-decoded `facts` (sorted by event time)
 /// in one timely worker on the calling thread, fed in batches of 10,000 under a watermark 5 s
 /// behind the largest event time, as the Kafka source does. Returns the number of window
 /// records and, when `keep`, the records themselves.
@@ -90,7 +91,15 @@ pub fn replay_windows(facts: Vec<SpanFacts>, views: Views, keep: bool) -> (usize
                 let batch: Vec<SpanFacts> = facts.by_ref().take(10_000).collect();
                 (!batch.is_empty()).then_some(batch)
             });
-            let (probe, _) = window_metrics(stream, &views)
+            let outputs = graph::build(
+                Inputs {
+                    facts: stream,
+                    quality: None,
+                },
+                &Plan::metrics(views),
+            );
+            let (probe, _) = outputs
+                .metrics
                 .inspect_batch(move |_, data| {
                     let mut s = sink.borrow_mut();
                     for ((key, metrics), _, diff) in data {
@@ -126,7 +135,8 @@ pub fn in_process(
         thresholds: table.tier_thresholds(),
         ..Default::default()
     });
-    let board = glassbox_operators::pricing::PriceBoard::new(table, Duration::from_millis(100));
+    let board =
+        glassbox_operators::cost::pricing::PriceBoard::new(table, Duration::from_millis(100));
     let started = Instant::now();
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
@@ -158,12 +168,20 @@ pub fn in_process(
                 }
                 Some(batch)
             });
-            let metrics = if priced {
-                glassbox_operators::metrics::window_metrics_priced(facts, &views, board)
-            } else {
-                window_metrics(facts, &views)
+            // The pipeline's graph, metrics (and cost) only.
+            let plan = Plan {
+                prices: priced.then_some(board),
+                ..Plan::metrics(views)
             };
-            let (probe, _) = metrics
+            let outputs = graph::build(
+                Inputs {
+                    facts,
+                    quality: None,
+                },
+                &plan,
+            );
+            let (probe, _) = outputs
+                .metrics
                 .inspect_batch(move |_, data| {
                     count.set(count.get() + data.iter().filter(|(_, _, d)| *d > 0).count())
                 })

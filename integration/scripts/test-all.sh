@@ -4,13 +4,17 @@
 # the embedding models), starts a private stack (Apache Kafka 4.x in KRaft mode, or tansu with
 # GLASSBOX_TEST_BROKER=tansu; redis, influxdb, victoria-metrics, alertmanager) on free ports in
 # a fresh temp dir, exports its GLASSBOX_TEST_* variables,
-# runs clippy when GLASSBOX_LINT=1 or CI=true, then `cargo test --workspace "$@"`.
+# runs clippy when GLASSBOX_LINT=1 or CI=true, then `cargo test --workspace "$@"` with the
+# `servers` features on (without them, plain `cargo test` ignores the tests that need the stack).
 # The stack is always stopped on exit; the exit code is cargo's.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 cd "$REPO_ROOT"
+
+# The tests that need the stack are behind these features (ignored without them).
+SERVERS="glassbox/servers,glassbox-integration/servers"
 
 section() { printf '\n==== %s ====\n' "$*"; }
 
@@ -47,17 +51,17 @@ if [ "${GLASSBOX_LINT:-0}" = 1 ] || [ "${CI:-}" = true ]; then
     section "cargo fmt FAILED (exit $rc)"
     exit "$rc"
   }
-  section "cargo clippy --workspace --all-targets -- -D warnings"
-  cargo clippy --workspace --all-targets -- -D warnings || {
+  section "cargo clippy --workspace --all-targets --features $SERVERS -- -D warnings"
+  cargo clippy --workspace --all-targets --features "$SERVERS" -- -D warnings || {
     rc=$?
     section "cargo clippy FAILED (exit $rc)"
     exit "$rc"
   }
 fi
 
-section "cargo test --workspace $*"
+section "cargo test --workspace --features $SERVERS $*"
 set +e
-cargo test --workspace "$@"
+cargo test --workspace --features "$SERVERS" "$@"
 status=$?
 set -e
 section "cargo test exit code: $status"

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use glassbox::loadgen::GenSpan;
 use glassbox_operators::Views;
-use glassbox_operators::sketch::{ALPHA, QUANTILES, rank};
+use glassbox_operators::metrics::sketch::{ALPHA, QUANTILES, rank};
+use glassbox_support::loadgen::GenSpan;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -160,7 +160,7 @@ pub fn create_topic(name: &str, partitions: u32) {
     let mut base = ClientConfig::new();
     base.set("bootstrap.servers", brokers());
     let partitions = i32::try_from(partitions).expect("partition count");
-    glassbox::dataflow::create_topics(&base, &[(name, partitions)], 1)
+    glassbox::kafka::admin::create_topics(&base, &[(name, partitions)], 1)
         .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
 }
 

@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use glassbox::loadgen::{GenSpan, Generator};
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
 use glassbox_integration::stores::{http, influx_points};
 use glassbox_integration::*;
+use glassbox_support::loadgen::{GenSpan, Generator};
 
 const RULES: &str = r#"
 [[rule]]
@@ -73,6 +73,10 @@ fn events(topic: &str) -> Vec<serde_json::Value> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn an_incident_fires_once_and_resolves_once_everywhere_across_a_restart() {
     let rules = std::env::temp_dir().join(format!("{}.toml", unique("glassbox-rules")));
     std::fs::write(&rules, RULES).unwrap();

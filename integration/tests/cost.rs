@@ -8,14 +8,14 @@ use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-use glassbox::loadgen::{GenSpan, Generator};
+use glassbox::kafka::source::now_ms;
 use glassbox::pricing::{Calendar, CostConfig};
-use glassbox::source::now_ms;
 use glassbox_integration::stores::influx_points;
 use glassbox_integration::*;
 use glassbox_operators::SpanFacts;
 use glassbox_operators::cost::{DEFAULT_OVERLAY_TOML, DEFAULT_PRICES_JSON, PriceTable, span_cost};
 use glassbox_schemas::{DecodeLimits, JsonDecoder, Span};
+use glassbox_support::loadgen::{GenSpan, Generator};
 
 /// The price files and the acme budget of a run.
 struct Costs {
@@ -123,7 +123,7 @@ fn stored_spend(url: &str, prefix: &str) -> BTreeMap<(String, String), i128> {
 fn write_new_prices(path: &Path, table: &PriceTable) {
     let mut json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(DEFAULT_PRICES_JSON).unwrap();
-    for (provider, model) in glassbox::loadgen::MODELS {
+    for (provider, model) in glassbox_support::loadgen::MODELS {
         let (entry, _) = table
             .resolve(Some(provider), model)
             .expect("loadgen models are priced");
@@ -142,6 +142,10 @@ fn write_new_prices(path: &Path, table: &PriceTable) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
     let dir = std::env::temp_dir().join(unique("glassbox-cost"));
     std::fs::create_dir_all(&dir).unwrap();

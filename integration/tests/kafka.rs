@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use glassbox::config::Config;
-use glassbox::dataflow::{Handles, run};
-use glassbox::loadgen::{GenSpan, Generator};
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
+use glassbox::run::{Handles, run};
 use glassbox_integration::*;
+use glassbox_support::loadgen::{GenSpan, Generator};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
@@ -88,6 +88,10 @@ fn run_until_idle(config: &Config) -> Handles {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn transactional_input_counts_committed_spans_only_and_its_partitions_go_idle() {
     if broker_kind() == "tansu" {
         eprintln!("skipped: the test broker is tansu, which has no transactions");
@@ -117,6 +121,10 @@ fn transactional_input_counts_committed_spans_only_and_its_partitions_go_idle() 
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn the_frontier_is_committed_in_metadata_and_the_group_holds_only_real_offsets() {
     if broker_kind() == "tansu" {
         eprintln!("skipped: the test broker is tansu, which drops commit metadata");

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
 use glassbox_integration::stores::{influx_points, influx_query};
 use glassbox_integration::*;
 use serde_json::{Value, json};
@@ -34,9 +34,9 @@ fn hex(n: u64, width: usize) -> String {
 }
 
 /// A retrieval span and a generation span (the retrieval ends before the generation starts)
-/// for one answer, as native JSON ([`glassbox::loadgen::rag_trace`]).
+/// for one answer, as native JSON ([`glassbox_support::loadgen::rag_trace`]).
 fn rag_trace(trace: &str, i: u64, t_ms: u64, case: &Value, tenant: &str) -> Vec<(String, Vec<u8>)> {
-    glassbox::loadgen::rag_trace(
+    glassbox_support::loadgen::rag_trace(
         trace,
         &hex(2 * i + 1, 16),
         &hex(2 * i + 2, 16),
@@ -58,6 +58,10 @@ fn feedback(trace: &str, i: u64, t_ms: u64, score: f64) -> (String, Vec<u8>) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn flagged_answers_and_quality_records_hold_the_truth() {
     // The scorer glassbox will use: MiniLM for English, multilingual-e5 for Chinese.
     let mut config = glassbox::config::Config::default();

@@ -12,9 +12,9 @@ use std::io::Read;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use glassbox::loadgen::{GenSpan, Generator};
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
 use glassbox_integration::*;
+use glassbox_support::loadgen::{GenSpan, Generator};
 
 fn glassbox(r: &Run, stop_when_idle: bool) -> Child {
     let mut c = r.command(env!("CARGO_BIN_EXE_glassbox-it"));
@@ -31,6 +31,10 @@ fn glassbox(r: &Run, stop_when_idle: bool) -> Child {
 const BATCH: usize = 100;
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn sigkill_mid_stream_then_restart_yields_exactly_the_ground_truth() {
     let t = Run::new("restart");
     let start_ms = (now_ms() - 2 * 3_600_000) / 60_000 * 60_000;

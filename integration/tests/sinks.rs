@@ -5,12 +5,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use glassbox::config::Config;
-use glassbox::dataflow::{Handles, run};
-use glassbox::loadgen::{GenSpan, Generator};
-use glassbox::sink::influx::InfluxApi;
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
+use glassbox::run::{Handles, run};
+use glassbox::sinks::influx::InfluxApi;
 use glassbox_integration::stores::{Server, influx_query};
 use glassbox_integration::*;
+use glassbox_support::loadgen::{GenSpan, Generator};
 
 const SPANS: usize = 100_000;
 
@@ -49,6 +49,10 @@ fn publish_slowly(topic: String, spans: &[GenSpan]) -> std::thread::JoinHandle<(
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn influx_v1_and_redis_hold_the_ground_truth_through_outages_of_each() {
     let dir = std::env::temp_dir().join(unique("glassbox-outage"));
     let mut redis = Server::redis(&dir.join("redis"));
@@ -120,6 +124,10 @@ fn influx_v1_and_redis_hold_the_ground_truth_through_outages_of_each() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn victoria_metrics_through_the_v2_write_api_holds_the_ground_truth() {
     let vm = std::env::var("GLASSBOX_TEST_VM_URL")
         .expect("GLASSBOX_TEST_VM_URL is not set: run ./integration/scripts/test-all.sh");

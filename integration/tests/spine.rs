@@ -6,14 +6,18 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use glassbox::config::Config;
-use glassbox::dataflow::{Handles, run};
-use glassbox::loadgen::{GenSpan, Generator};
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
+use glassbox::run::{Handles, run};
 use glassbox_integration::*;
+use glassbox_support::loadgen::{GenSpan, Generator};
 
 const SPANS: usize = 100_000;
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn spans_through_the_broker_become_exact_windows_and_bad_records_are_dead_lettered() {
     let input = unique("spine-in");
     create_topic(&input, 4);
@@ -107,6 +111,10 @@ fn spans_through_the_broker_become_exact_windows_and_bad_records_are_dead_letter
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn a_missing_input_topic_fails_fast_naming_it() {
     let mut config = Config::default();
     config.kafka.brokers = brokers();

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use glassbox_operators::alerts::rules::{Rule, RuleError, Rules};
 use glassbox_operators::alerts::{AlertEvent, AlertKind, Transition, alert_event, alerts};
-use glassbox_operators::figures::Figures;
-use glassbox_operators::panes::{Exemplar, ExemplarKind};
-use glassbox_operators::rules::{Rule, RuleError, Rules};
-use glassbox_operators::sketch::{Metric, bucket_of, bucket_value_us, summarize};
-use glassbox_operators::views::Views;
-use glassbox_operators::windows::windows;
+use glassbox_operators::metrics::figures::Figures;
+use glassbox_operators::metrics::panes::{Exemplar, ExemplarKind};
+use glassbox_operators::metrics::sketch::{Metric, bucket_of, bucket_value_us, summarize};
+use glassbox_operators::metrics::views::Views;
+use glassbox_operators::metrics::windows::windows;
 use glassbox_operators::{Dimensions, Series, SpanFacts, WindowMetrics};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -479,7 +479,7 @@ summary = "{{provider}} p95 {{p95(latency_ms)}} ms over {{requests}} requests"
         firing.annotations["summary"],
         format!(
             "a p95 {} ms over 1 requests",
-            glassbox_operators::rules::format_value(Some(p95))
+            glassbox_operators::alerts::rules::format_value(Some(p95))
         )
     );
     assert_eq!(

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use glassbox_operators::feedback::{
+use glassbox_operators::quality::feedback::{
     FeedbackConfig, FeedbackCounters, FeedbackFact, FeedbackFigures, FeedbackInput, feedback_join,
 };
 use glassbox_operators::{Dimensions, Series};

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use glassbox_operators::cost::pricing::PriceBoard;
 use glassbox_operators::cost::{Price, PriceTable, PriceTier, span_cost};
+use glassbox_operators::metrics::views::{Views, WindowKey};
 use glassbox_operators::metrics::window_metrics_priced;
-use glassbox_operators::pricing::PriceBoard;
-use glassbox_operators::views::{Views, WindowKey};
 use glassbox_operators::{CostKeying, Dimensions, SpanFacts, WindowMetrics};
 use glassbox_schemas::{Span, SpanKind, TokenUsage};
 use rand::rngs::StdRng;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use glassbox_operators::Series;
-use glassbox_operators::trace_join::{
+use glassbox_operators::quality::trace_join::{
     RagItem, TraceJoinConfig, TraceJoinCounters, TraceRole, TraceSpan, trace_join,
 };
 use glassbox_schemas::SpanText;

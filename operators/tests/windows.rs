@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use glassbox_operators::sketch::{ALPHA, QUANTILES, rank};
-use glassbox_operators::views::{Views, WindowKey};
+use glassbox_operators::metrics::sketch::{ALPHA, QUANTILES, rank};
+use glassbox_operators::metrics::views::{Views, WindowKey};
 use glassbox_operators::{Series, SpanFacts, WindowMetrics, window_metrics};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::dataflow::{Handles, run};
 use crate::demo::{DemoOptions, demo};
+use crate::run::{Handles, run};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

@@ -15,11 +15,11 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 use crate::config::Config;
-use crate::dataflow::{Handles, PipelineError, run};
-use crate::loadgen::Generator;
-use crate::record::MetricsRecord;
-use crate::sink::{Keyed, Sink};
-use crate::source::now_ms;
+use crate::kafka::source::now_ms;
+use crate::records::metrics::MetricsRecord;
+use crate::run::{Handles, PipelineError, run};
+use crate::sinks::{Keyed, Sink};
+use glassbox_support::loadgen::Generator;
 
 /// Latest tumbling window per series, shared by every worker's table sink.
 pub type Table = Arc<Mutex<BTreeMap<String, MetricsRecord>>>;
@@ -87,7 +87,7 @@ pub fn render(table: &BTreeMap<String, MetricsRecord>) -> String {
             .split(',')
             .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v))
             .collect();
-        let p95 = |d: &Option<crate::record::Distribution>| {
+        let p95 = |d: &Option<crate::records::metrics::Distribution>| {
             d.as_ref().map_or("-".into(), |d| format!("{:.0}", d.p95))
         };
         let cost = r

@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use glassbox::dataflow::Handles;
 use glassbox::demo::{DemoOptions, demo};
+use glassbox::run::Handles;
 
 #[test]
 fn the_demo_consumes_spans_and_emits_windows() {

@@ -3,8 +3,9 @@
 //! demand (413, silence, checking headers).
 //!
 //! Server URLs come from `integration/scripts/stack.sh` (`GLASSBOX_TEST_INFLUX_V1_URL`,
-//! `GLASSBOX_TEST_VM_URL`, set by `integration/scripts/test-all.sh`); a test whose variable
-//! is missing fails and says how to start the servers. Each test writes under a measurement
+//! `GLASSBOX_TEST_VM_URL`, set by `integration/scripts/test-all.sh`); the tests that need them
+//! are ignored without the `servers` feature, and with it a test whose variable is missing
+//! fails and says how to start the servers. Each test writes under a measurement
 //! prefix (and database) of its own, so runs never see each other's points.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,10 +14,10 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use glassbox::record::{Distribution, MetricsRecord, Tokens};
-use glassbox::sink::Keyed;
-use glassbox::sink::influx::{InfluxApi, InfluxConfig, InfluxWriter, Secret};
-use glassbox::sink::threaded::Writer;
+use glassbox::records::metrics::{Distribution, MetricsRecord, Tokens};
+use glassbox::sinks::Keyed;
+use glassbox::sinks::influx::{InfluxApi, InfluxConfig, InfluxWriter, Secret};
+use glassbox::sinks::threaded::Writer;
 
 fn server(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
@@ -368,6 +369,10 @@ fn assert_points_equal(got: &Points, want: &Points) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn v1_writes_exact_points_to_influxdb_and_a_rewrite_changes_nothing() {
     let url = server("GLASSBOX_TEST_INFLUX_V1_URL");
     let db = unique("glassbox_test");
@@ -530,6 +535,10 @@ fn check_vm(samples: &Samples, want: &Points) -> BTreeSet<usize> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn v2_writes_to_victoria_metrics_and_a_rewrite_keeps_values() {
     let url = server("GLASSBOX_TEST_VM_URL");
     let prefix = unique("gbv2");
@@ -572,6 +581,10 @@ fn v2_writes_to_victoria_metrics_and_a_rewrite_keeps_values() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn a_refusing_server_is_a_reject_with_its_message() {
     let url = server("GLASSBOX_TEST_INFLUX_V1_URL");
     let mut writer = InfluxWriter::new(&InfluxConfig {
@@ -740,7 +753,7 @@ fn sends_token_gzip_and_ms_precision_and_splits_a_batch_the_server_finds_too_lar
     // Every record's lines arrived exactly once, in order, after the splits.
     let mut expected = String::new();
     for r in &records {
-        glassbox::sink::influx::lines(r, "gb", &mut expected);
+        glassbox::sinks::influx::lines(r, "gb", &mut expected);
     }
     assert_eq!(written, expected);
 }

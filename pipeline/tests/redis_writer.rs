@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use glassbox::record::{Distribution, MetricsRecord, Tokens};
-use glassbox::sink::Keyed;
-use glassbox::sink::redis::{RedisConfig, RedisWriter};
-use glassbox::sink::threaded::Writer;
+use glassbox::records::metrics::{Distribution, MetricsRecord, Tokens};
+use glassbox::sinks::Keyed;
+use glassbox::sinks::redis::{RedisConfig, RedisWriter};
+use glassbox::sinks::threaded::Writer;
 use redis::Value;
 
 /// A minute-aligned window end, and the one after it.
@@ -203,6 +203,10 @@ fn snapshot(con: &mut redis::Connection, prefix: &str) -> BTreeMap<String, Conte
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn a_batch_of_two_windows_reads_back_exactly() {
     let url = stack_url();
     let p = unique("exact");
@@ -314,6 +318,10 @@ fn a_batch_of_two_windows_reads_back_exactly() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn replays_neither_regress_nor_inflate_and_keys_expire() {
     let url = stack_url();
     let mut con = connect(&url);
@@ -358,6 +366,10 @@ fn replays_neither_regress_nor_inflate_and_keys_expire() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn subscribers_receive_exactly_the_records_written() {
     let url = stack_url();
     let p = unique("pubsub");
@@ -401,6 +413,10 @@ fn subscribers_receive_exactly_the_records_written() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn a_key_of_the_wrong_type_rejects_the_batch() {
     let url = stack_url();
     let p = unique("wrongtype");
@@ -496,6 +512,10 @@ fn free_port() -> u16 {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn the_writer_reconnects_after_an_outage() {
     let port = free_port();
     let url = format!("redis://127.0.0.1:{port}");
@@ -539,6 +559,10 @@ fn the_writer_reconnects_after_an_outage() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn authentication_works_and_never_reveals_the_password() {
     // Edition 2024 makes `set_var` unsafe and the workspace forbids unsafe code, so the
     // `env:` reference points at a variable every run of these tests has: the stack's URL.

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use glassbox::pricing::{Budget, Calendar, CostConfig};
-use glassbox::record::{CostRecord, MetricsRecord, Tokens, UsageRecord};
-use glassbox::sink::Keyed;
-use glassbox::sink::redis::{RedisConfig, RedisWriter};
-use glassbox::sink::spend::{SpendLedger, SpendSettings};
-use glassbox::sink::threaded::Writer;
+use glassbox::records::metrics::{CostRecord, MetricsRecord, Tokens, UsageRecord};
+use glassbox::sinks::Keyed;
+use glassbox::sinks::redis::spend::{SpendLedger, SpendSettings};
+use glassbox::sinks::redis::{RedisConfig, RedisWriter};
+use glassbox::sinks::threaded::Writer;
 use glassbox::telemetry::Counters;
+use glassbox_operators::cost::pricing::{PriceBoard, cost_of, key_rates};
 use glassbox_operators::cost::{Price, PriceTable};
-use glassbox_operators::pricing::{PriceBoard, cost_of, key_rates};
 
 const PICO: i128 = 1_000_000_000_000;
 /// 2026-10-31T23:00:00Z, and the panes after it (60 s each).
@@ -238,6 +238,10 @@ fn connect() -> redis::Connection {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn spend_is_exact_and_replays_change_nothing() {
     let prefix = unique("exact");
     let board = PriceBoard::new(table(2_500_000, false), Duration::from_millis(100));
@@ -266,6 +270,10 @@ fn spend_is_exact_and_replays_change_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn a_new_table_reprices_the_current_month_only() {
     let prefix = unique("reprice");
     let (old, new) = (table(2_500_000, false), table(5_000_000, true));
@@ -293,6 +301,10 @@ fn a_new_table_reprices_the_current_month_only() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
 fn budget_thresholds_fire_once_per_period() {
     let prefix = unique("budget");
     let board = PriceBoard::new(table(2_500_000, false), Duration::from_millis(100));

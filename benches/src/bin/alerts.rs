@@ -27,16 +27,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use glassbox::dataflow::{Handles, run};
-use glassbox::loadgen::{FEATURES, Generator, MODELS, TENANTS};
-use glassbox::sink::Sink;
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
+use glassbox::run::{Handles, run};
+use glassbox::sinks::Sink;
 use glassbox_benches::broker::{
     ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
 };
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
-use glassbox_operators::rules::{Rules, format_duration};
+use glassbox_operators::alerts::rules::{Rules, format_duration};
 use glassbox_operators::{Dimensions, Views};
+use glassbox_support::loadgen::{FEATURES, Generator, MODELS, TENANTS};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};

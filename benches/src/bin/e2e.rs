@@ -19,14 +19,15 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use glassbox::config::Config;
-use glassbox::dataflow::{Handles, client_config, ensure_output_topics, run};
-use glassbox::loadgen::Generator;
-use glassbox::sink::Sink;
-use glassbox::source::now_ms;
+use glassbox::kafka::admin::{client_config, ensure_output_topics};
+use glassbox::kafka::source::now_ms;
+use glassbox::run::{Handles, run};
+use glassbox::sinks::Sink;
 use glassbox_benches::broker::{
     ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
 };
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
+use glassbox_support::loadgen::Generator;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};

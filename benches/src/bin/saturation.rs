@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use glassbox::config::Config;
-use glassbox::dataflow::{Handles, run};
-use glassbox::loadgen::Generator;
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
+use glassbox::run::{Handles, run};
 use glassbox_benches::broker::{BrokerArgs, base_config, parse_property, unique};
 use glassbox_benches::cpu_secs;
+use glassbox_support::loadgen::Generator;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde_json::Value;
@@ -115,12 +115,12 @@ impl Rng {
     }
 }
 
-/// A RAG trace for one answer at `t_ms` ([`glassbox::loadgen::rag_trace`]).
+/// A RAG trace for one answer at `t_ms` ([`glassbox_support::loadgen::rag_trace`]).
 fn rag_trace(i: u64, t_ms: u64, case: &Value, tenant: &str) -> [(String, Vec<u8>); 2] {
     let trace = format!("{:016x}{:016x}", 0xfeed_u64, i);
     let retrieval_id = format!("{:016x}", 0xa000_0000_0000_0000 | (2 * i + 1));
     let llm_id = format!("{:016x}", 0xa000_0000_0000_0000 | (2 * i + 2));
-    glassbox::loadgen::rag_trace(&trace, &retrieval_id, &llm_id, t_ms, case, tenant)
+    glassbox_support::loadgen::rag_trace(&trace, &retrieval_id, &llm_id, t_ms, case, tenant)
 }
 
 fn producer(args: &Args) -> ThreadedProducer<rdkafka::producer::DefaultProducerContext> {
@@ -183,7 +183,7 @@ fn publish(args: &Args, cases: Option<&[Value]>) -> Topic {
             && rng.unit() < args.rag_share / 2.0
         {
             let case = &cases[(rng.next() % cases.len() as u64) as usize];
-            let tenant = glassbox::loadgen::TENANTS[(rng.next() % 4) as usize];
+            let tenant = glassbox_support::loadgen::TENANTS[(rng.next() % 4) as usize];
             for (key, payload) in rag_trace(answers, span.start_ns / 1_000_000, case, tenant) {
                 send(&key, &payload, &mut sent);
             }

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use glassbox::record::MetricsRecord;
-use glassbox::sink::Keyed;
-use glassbox::sink::influx::{InfluxApi, InfluxConfig, InfluxWriter, lines};
-use glassbox::sink::redis::{RedisConfig, RedisWriter};
-use glassbox::sink::threaded::Writer;
-use glassbox::source::now_ms;
+use glassbox::kafka::source::now_ms;
+use glassbox::records::metrics::MetricsRecord;
+use glassbox::sinks::Keyed;
+use glassbox::sinks::influx::{InfluxApi, InfluxConfig, InfluxWriter, lines};
+use glassbox::sinks::redis::{RedisConfig, RedisWriter};
+use glassbox::sinks::threaded::Writer;
 use glassbox_benches::{facts, replay_windows};
 use glassbox_operators::{Dimensions, Views};
 

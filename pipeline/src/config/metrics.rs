@@ -1,0 +1,91 @@
+//! `[decode]` (input validation limits), `[metrics]` (series dimensions and windows) and
+//! `[telemetry]` (the pipeline's own counters).
+
+use glassbox_operators::{Dimensions, Views};
+use glassbox_schemas::DecodeLimits;
+use serde::{Deserialize, Serialize};
+
+/// Input validation limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// A token count above this is absurd and dead-lettered.
+    pub max_tokens: u64,
+    /// Spans that started longer ago than this are dead-lettered (ms).
+    pub horizon_past_ms: u64,
+    /// Spans that start further in the future than this are dead-lettered (ms).
+    pub horizon_future_ms: u64,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        let d = DecodeLimits::default();
+        Self {
+            max_tokens: d.max_tokens,
+            horizon_past_ms: d.horizon_past_ms,
+            horizon_future_ms: d.horizon_future_ms,
+        }
+    }
+}
+
+impl DecodeConfig {
+    /// The decoder's limits.
+    pub fn limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_tokens: self.max_tokens,
+            horizon_past_ms: self.horizon_past_ms,
+            horizon_future_ms: self.horizon_future_ms,
+        }
+    }
+}
+
+/// Series dimensions and windows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// What makes a series: `provider`, `model`, `tenant`, `feature`, `operation`, `kind`,
+    /// `user`, `session`, `name`, or any attribute key (e.g. `deployment.environment`).
+    pub dimensions: Vec<String>,
+    /// Tumbling window width (ms); also the slide of the sliding view.
+    pub window_ms: u64,
+    /// Sliding view length (ms), a multiple of `window_ms`; 0 or `window_ms` disables it.
+    pub sliding_ms: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            dimensions: Dimensions::default().0,
+            window_ms: 60_000,
+            sliding_ms: 300_000,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The configured series dimensions.
+    pub fn dimensions(&self) -> Dimensions {
+        Dimensions(self.dimensions.clone())
+    }
+
+    /// The configured views.
+    pub fn views(&self) -> Views {
+        Views::standard(self.window_ms, self.sliding_ms)
+    }
+}
+
+/// The pipeline's own telemetry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// How often the pipeline logs its counters (ms); 0 disables.
+    pub log_interval_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_interval_ms: 10_000,
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Start-up and shutdown: checks the configuration and the sinks' settings, reads where to
+//! resume, loads the price table and the rules, starts the scoring threads, runs one
+//! [`crate::worker`] per timely worker, and makes the last commit once they have stopped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use glassbox_operators::cost::pricing::PriceBoard;
+use glassbox_operators::graph::QualityPlan;
+use rdkafka::consumer::{BaseConsumer, CommitMode};
+
+use crate::config::Config;
+pub use crate::error::PipelineError;
+use crate::kafka::admin::{client_config, ensure_output_topics, input_partitions};
+use crate::kafka::commits::{commit_board, resume_state};
+use crate::kafka::offsets::CommitBoard;
+use crate::quality::ScoringPool;
+use crate::sinks::influx::InfluxWriter;
+use crate::sinks::redis::RedisWriter;
+use crate::worker::{Costing, run_worker};
+pub use crate::worker::{Handles, SinkFactory};
+use glassbox_operators::TraceJoinConfig;
+
+/// Runs the pipeline until `handles.shutdown` is set or, with `source.stop_when_idle`, the
+/// input is exhausted.
+pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
+    config.validate()?;
+    // Fail fast on sink settings (secrets resolved, URLs parsed) before touching Kafka.
+    if config.influx.enabled {
+        InfluxWriter::new(&config.influx).map_err(PipelineError::Sink)?;
+    }
+    if config.redis.enabled {
+        RedisWriter::new(&config.redis).map_err(PipelineError::Sink)?;
+    }
+    let base = client_config(config)?;
+    let partitions = input_partitions(config, &base)?;
+    ensure_output_topics(config, &base)?;
+    let (offsets, resume_ms) = resume_state(config, &base, &partitions)?;
+    tracing::info!(
+        topic = %config.kafka.input_topic,
+        partitions = partitions.len(),
+        workers = config.source.workers,
+        resume_ms,
+        "starting pipeline"
+    );
+    // The price table: loaded once here (validate() already proved it loads), then reloaded
+    // by the watcher on file change or SIGHUP.
+    let prices = if config.cost.enabled {
+        let table = config.cost.load_table().map_err(PipelineError::Sink)?;
+        let keying = config.cost.keying(&table);
+        tracing::info!(
+            models = table.len(),
+            tiers = ?keying.thresholds,
+            source = if config.cost.prices.is_empty() { "shipped" } else { config.cost.prices.as_str() },
+            "price table loaded"
+        );
+        let board = PriceBoard::new(table, Duration::from_millis(100));
+        Some((board, keying))
+    } else {
+        None
+    };
+    let watcher_stop = Arc::new(AtomicBool::new(false));
+    let watcher = match &prices {
+        Some((board, _)) => Some(
+            crate::pricing::spawn_watcher(
+                config.cost.clone(),
+                board.clone(),
+                handles.counters.clone(),
+                watcher_stop.clone(),
+            )
+            .map_err(|e| PipelineError::Sink(format!("price watcher: {e}")))?,
+        ),
+        None => None,
+    };
+    let ledger = match &prices {
+        Some((board, _)) if config.redis.enabled => {
+            let relay = crate::sinks::redis::spend::Relay {
+                producer: base
+                    .clone()
+                    .create_with_context(crate::sinks::redis::spend::RelayContext::default())?,
+                topic: config.kafka.alerts_topic.clone(),
+            };
+            let views = config.metrics.views();
+            Some(crate::sinks::redis::spend::SpendLedger::new(
+                crate::sinks::redis::spend::SpendSettings {
+                    prefix: config.redis.key_prefix.clone(),
+                    tumbling_view: views.views[0].name.clone(),
+                    calendar: config.cost.calendar(),
+                    day_ttl_secs: config.cost.day_ttl_days * 86_400,
+                    month_ttl_secs: config.cost.month_ttl_days * 86_400,
+                    budgets: config.cost.budget_lines().map_err(PipelineError::Sink)?,
+                    board: board.clone(),
+                    relay: Some(relay),
+                    counters: handles.counters.clone(),
+                },
+            ))
+        }
+        _ => None,
+    };
+    let prices = prices.map(|(b, k)| (b, Arc::new(k)));
+    let quality = if config.quality.enabled {
+        let scorer = config.quality.scorer()?;
+        tracing::info!(
+            threads = config.quality.threads,
+            queue = config.quality.queue_capacity,
+            "quality scoring enabled"
+        );
+        Some(QualityPlan {
+            dims: config.metrics.dimensions(),
+            trace_join: TraceJoinConfig {
+                timeout_ms: config.quality.trace_timeout_ms,
+            },
+            feedback: config.quality.feedback(),
+            pool: ScoringPool::new(
+                Arc::new(crate::quality::ModelScorer(scorer)),
+                config.quality.threads,
+                config.quality.queue_capacity,
+            ),
+            counters: handles.quality.clone(),
+            joins: Arc::default(),
+            feedback_counters: Arc::default(),
+        })
+    } else {
+        None
+    };
+    let rules = config
+        .alerts
+        .load_rules(&config.metrics.dimensions(), &config.metrics.views())?
+        .map(Arc::new);
+    if let Some(r) = &rules {
+        tracing::info!(
+            rules = r.rules.len(),
+            history_ms = r.history_ms(),
+            "alert rules loaded"
+        );
+    }
+    let config = Arc::new(config.clone());
+    let base = Arc::new(base);
+    let offsets = Arc::new(offsets);
+    let workers = config.source.workers;
+    let board = Arc::new(std::sync::Mutex::new(CommitBoard::default()));
+    let counters = handles.counters.clone();
+    let guards = {
+        let (config, base, board) = (config.clone(), base.clone(), board.clone());
+        timely::execute(timely::Config::process(workers), move |worker| {
+            run_worker(
+                worker,
+                &config,
+                &base,
+                &offsets,
+                resume_ms,
+                &handles,
+                &board,
+                Costing {
+                    prices: prices.clone(),
+                    ledger: ledger.clone(),
+                    rules: rules.clone(),
+                    quality: quality.clone(),
+                },
+            )
+        })
+        .map_err(PipelineError::Worker)?
+    };
+    let mut failure = None;
+    for result in guards.join() {
+        if let Err(e) = result
+            .map_err(PipelineError::Worker)
+            .and_then(|r| r.map_err(PipelineError::Worker))
+        {
+            failure.get_or_insert(e);
+        }
+    }
+    // Every worker has deposited its last commit points: commit them, synchronously.
+    let consumer: BaseConsumer = base
+        .as_ref()
+        .clone()
+        .set("group.id", &config.kafka.group_id)
+        .create()?;
+    commit_board(&consumer, &config, &board, CommitMode::Sync, &counters);
+    watcher_stop.store(true, Ordering::Relaxed);
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
+    tracing::info!(counters = ?counters.snapshot(), "pipeline stopped");
+    failure.map_or(Ok(()), Err)
+}
