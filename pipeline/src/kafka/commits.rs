@@ -38,7 +38,7 @@ pub(crate) fn resume_state(
         tpl.add_partition(&config.kafka.input_topic, *p);
     }
     tpl.add_partition(&config.kafka.state_topic, STATE_PARTITION);
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    let committed = committed_offsets(&consumer, &tpl, &config.kafka.input_topic)?;
     let mut offsets = BTreeMap::new();
     let mut resume = 0;
     for elem in committed.elements() {
@@ -59,6 +59,46 @@ pub(crate) fn resume_state(
         offsets.insert(elem.partition(), start);
     }
     Ok((offsets, resume))
+}
+
+/// How long start-up waits for the group coordinator to answer with every input partition's
+/// committed offset.
+const RESUME_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The group's committed offsets of `tpl`, asked again until the coordinator answers for every
+/// partition of `input_topic`. A fresh broker answers `COORDINATOR_LOAD_IN_PROGRESS` or times
+/// out while it creates `__consumer_offsets`; a partition's error leaves its offset unknown,
+/// and taking an unknown offset as "none committed" would replay the partition from its
+/// start. Only after [`RESUME_DEADLINE`] does start-up fail, with the last error. (The state
+/// topic's partition may be missing altogether with `frontier_store = "metadata"`: its error
+/// is not waited for.)
+fn committed_offsets(
+    consumer: &BaseConsumer,
+    tpl: &TopicPartitionList,
+    input_topic: &str,
+) -> Result<TopicPartitionList, PipelineError> {
+    let deadline = std::time::Instant::now() + RESUME_DEADLINE;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let error = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(committed) => match committed
+                .elements()
+                .iter()
+                .filter(|e| e.topic() == input_topic)
+                .find_map(|e| e.error().err())
+            {
+                None => return Ok(committed),
+                Some(e) => e,
+            },
+            Err(e) => e,
+        };
+        if std::time::Instant::now() + backoff > deadline {
+            return Err(error.into());
+        }
+        tracing::warn!(%error, retry_in = ?backoff, "committed offsets not available yet");
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// This process's partition of the state topic.
