@@ -106,14 +106,17 @@ impl JsonDecoder {
         }
         let mut out = Vec::with_capacity(count);
         for resource_spans in &request.resource_spans {
-            let resource = resource_spans
-                .resource
-                .as_ref()
-                .map_or(&[][..], |r| &r.attributes[..]);
+            // A resource's dimensions are made once, for all of its spans.
+            let resource = resource_dimensions(
+                resource_spans
+                    .resource
+                    .as_ref()
+                    .map_or(&[][..], |r| &r.attributes[..]),
+            );
             for scope_spans in &resource_spans.scope_spans {
                 for span in &scope_spans.spans {
                     out.push(
-                        self.decode_otlp_span(span, resource, now_ms)
+                        self.decode_otlp_span(span, &resource, now_ms)
                             .map_err(|error| RejectedSpan {
                                 trace_id: hex(&span.trace_id),
                                 span_id: hex(&span.span_id),
@@ -127,11 +130,11 @@ impl JsonDecoder {
         Ok(out)
     }
 
-    /// One OTLP span (with its resource's attributes) → a span, through the native draft.
+    /// One OTLP span (with its resource's dimensions) → a span, through the native draft.
     fn decode_otlp_span(
         &self,
         span: &OtlpSpan,
-        resource: &[KeyValue],
+        resource: &[(String, String)],
         now_ms: u64,
     ) -> Result<Span, DecodeError> {
         let mut draft = Draft::new(self.limits().max_tokens);
@@ -156,9 +159,7 @@ impl JsonDecoder {
         for kv in &span.attributes {
             attribute(&mut draft, kv)?;
         }
-        for kv in resource {
-            resource_attribute(&mut draft, kv);
-        }
+        draft.extra.extend_from_slice(resource);
         for event in &span.events {
             self::event(&mut draft, event, span.start_time_unix_nano);
         }
@@ -217,16 +218,21 @@ fn attribute(draft: &mut Draft, kv: &KeyValue) -> Result<(), DecodeError> {
     draft.attribute(Cow::Borrowed(key), known, scalar)
 }
 
-/// One resource attribute, kept as a dimension only.
-fn resource_attribute(draft: &mut Draft, kv: &KeyValue) {
-    let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
-    if kv.key == "service.name" {
-        draft.push_extra(Cow::Borrowed("service"), scalar(value, None));
+/// A resource's attributes as dimensions only: `resource.<key>` for every scalar one (the
+/// same rules as [`Span::extra`]), and `service` for `service.name`.
+fn resource_dimensions(attributes: &[KeyValue]) -> Vec<(String, String)> {
+    let mut draft = Draft::default();
+    for kv in attributes {
+        let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
+        if kv.key == "service.name" {
+            draft.push_extra(Cow::Borrowed("service"), scalar(value, None));
+        }
+        draft.push_extra(
+            Cow::Owned(format!("resource.{}", kv.key)),
+            scalar(value, None),
+        );
     }
-    draft.push_extra(
-        Cow::Owned(format!("resource.{}", kv.key)),
-        scalar(value, None),
-    );
+    draft.extra
 }
 
 /// One span event: exceptions and first tokens.
@@ -328,12 +334,13 @@ fn to_json(value: Option<&any_value::Value>) -> serde_json::Value {
     }
 }
 
-/// Lowercase hex of an id.
+/// Lowercase hex of an id (by table: `write!` per byte was a tenth of the decode time).
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(s, "{b:02x}");
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
 }

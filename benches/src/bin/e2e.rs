@@ -252,21 +252,11 @@ fn startup(args: &Args, topic: &str) -> String {
     let t = Instant::now();
     ensure_output_topics(&config, &base).expect("output topics exist");
     let exist = t.elapsed().as_secs_f64();
-    // The committed offsets of a fresh group, as glassbox reads them before it starts.
+    // The committed offsets of a fresh group, read as glassbox reads them before it starts
+    // (on a fresh broker this waits for the group coordinator).
     let t = Instant::now();
-    let grouped: BaseConsumer = base
-        .clone()
-        .set("group.id", &config.kafka.group_id)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..args.partitions as i32 {
-        tpl.add_partition(topic, p);
-    }
-    tpl.add_partition(&config.kafka.state_topic, 0);
-    grouped
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
+    let partitions: Vec<i32> = (0..args.partitions as i32).collect();
+    glassbox::kafka::commits::resume_state(&config, &base, &partitions).expect("committed offsets");
     let committed = t.elapsed().as_secs_f64();
     let line = format!(
         "start-up round trips: new client + metadata {:.0} ms; creating 3 output topics {:.0} ms; \

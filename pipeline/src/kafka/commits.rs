@@ -24,7 +24,7 @@ fn frontier_in_metadata(metadata: &str) -> Option<u64> {
 /// Committed offsets of every input partition, and the largest durable frontier recorded, in
 /// the commit metadata of the input partitions or as the committed offset of the state topic
 /// (both are read, so a change of `kafka.frontier_store` keeps what was stored).
-pub(crate) fn resume_state(
+pub fn resume_state(
     config: &Config,
     base: &ClientConfig,
     partitions: &[i32],
