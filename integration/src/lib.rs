@@ -77,8 +77,44 @@ pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Polls `read` every 100 ms until it equals `want`; after `timeout`, panics naming `what` and
+/// every entry that still differs (got / want), so a failure says what went wrong.
+pub fn wait_for_map<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
+    what: &str,
+    timeout: Duration,
+    want: &BTreeMap<K, V>,
+    mut read: impl FnMut() -> BTreeMap<K, V>,
+) {
+    let start = Instant::now();
+    loop {
+        let got = read();
+        if &got == want {
+            return;
+        }
+        if start.elapsed() >= timeout {
+            let differ: Vec<String> = want
+                .iter()
+                .filter(|(k, v)| got.get(k) != Some(v))
+                .map(|(k, v)| format!("{k:?}: got {:?}, want {v:?}", got.get(k)))
+                .chain(
+                    got.iter()
+                        .filter(|(k, _)| !want.contains_key(k))
+                        .map(|(k, v)| format!("{k:?}: got {v:?}, want nothing")),
+                )
+                .collect();
+            panic!(
+                "timed out waiting for {what}: {} of {} entries differ: {}",
+                differ.len(),
+                want.len(),
+                differ.join("; ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The topics and store names of one test that runs the real `glassbox` process, all unique
-/// to it, against the test stack's tansu, InfluxDB 1.x and Redis.
+/// to it, against the test stack (Apache Kafka or tansu, InfluxDB 1.x and Redis).
 #[derive(Clone, Debug)]
 pub struct Run {
     /// Input topic (created with 4 partitions by [`Run::new`]).
@@ -223,7 +259,8 @@ pub fn committed_with_metadata(group: &str, topic: &str) -> BTreeMap<i32, (i64, 
         .collect()
 }
 
-fn committed(group: &str, topic: &str) -> BTreeMap<i32, Option<(i64, String)>> {
+/// A consumer in `group` that commits nothing by itself, and the partitions of `topic`.
+fn group_consumer(group: &str, topic: &str) -> (BaseConsumer, Vec<i32>) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", group)
@@ -233,9 +270,15 @@ fn committed(group: &str, topic: &str) -> BTreeMap<i32, Option<(i64, String)>> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
+    let partitions = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    (consumer, partitions)
+}
+
+fn committed(group: &str, topic: &str) -> BTreeMap<i32, Option<(i64, String)>> {
+    let (consumer, partitions) = group_consumer(group, topic);
     let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition(topic, p.id());
+    for p in partitions {
+        tpl.add_partition(topic, p);
     }
     let committed = consumer
         .committed_offsets(tpl, Duration::from_secs(10))
@@ -279,18 +322,10 @@ pub struct Consumed {
 
 /// Reads every record of `topic` from the beginning until nothing new arrives for `quiet`.
 pub fn consume_all(topic: &str, quiet: Duration) -> Vec<Consumed> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
+    let (consumer, partitions) = group_consumer(&unique("reader"), topic);
     let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+    for p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
             .unwrap();
     }
     consumer.assign(&tpl).expect("assign");

@@ -209,15 +209,16 @@ fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
     // Second run: resumes, finishes the input, and keeps running (the watermark advances with
     // the clock once the input is idle, so every window closes).
     let mut second = glassbox(&s, &costs);
-    wait_for(
+    wait_for_map(
         "live spend to equal the ground truth",
         Duration::from_secs(240),
+        &old_truth,
         || {
             assert!(
                 second.try_wait().unwrap().is_none(),
                 "the second run exited"
             );
-            stored_spend(&s.redis_url, &s.prefix) == old_truth
+            stored_spend(&s.redis_url, &s.prefix)
         },
     );
 
@@ -276,9 +277,12 @@ fn cost_spend_repricing_and_budgets_hold_the_ground_truth_through_a_restart() {
     write_new_prices(&prices, &old_config.load_table().unwrap());
     let new_truth = spend_truth(&spans, &priced(&spans, &old_config));
     assert_ne!(new_truth, old_truth, "the new prices change spend");
-    wait_for("re-priced spend", Duration::from_secs(60), || {
-        stored_spend(&s.redis_url, &s.prefix) == new_truth
-    });
+    wait_for_map(
+        "re-priced spend",
+        Duration::from_secs(60),
+        &new_truth,
+        || stored_spend(&s.redis_url, &s.prefix),
+    );
 
     // Budgets: every threshold reached under either table, once, on the alerts topic and in
     // the Redis stream, whatever the restart replayed.
