@@ -57,22 +57,6 @@ impl BrokerArgs {
             .ok()
             .map(|s| s.trim().to_owned())
     }
-
-    /// `source.resume_rewind_records` for this broker: 0 on Apache Kafka, -1 on tansu (which
-    /// does not serve fetches that start inside a record batch).
-    pub fn resume_rewind_records(&self) -> i64 {
-        if self.kind == "tansu" { -1 } else { 0 }
-    }
-
-    /// `kafka.frontier_store` for this broker: `metadata`, or `state_topic` on tansu (which
-    /// drops commit metadata).
-    pub fn frontier_store(&self) -> &'static str {
-        if self.kind == "tansu" {
-            "state_topic"
-        } else {
-            "metadata"
-        }
-    }
 }
 
 /// Counts a producer's delivery reports.
@@ -116,8 +100,9 @@ pub fn base_config(
     config.kafka.properties = properties.iter().cloned().collect();
     config.source.workers = workers;
     config.source.idle_timeout_ms = 2_000;
-    config.source.resume_rewind_records = broker.resume_rewind_records();
-    config.kafka.frontier_store = broker.frontier_store().into();
+    let quirks = glassbox_support::broker::BrokerQuirks::of(&broker.kind);
+    config.source.resume_rewind_records = quirks.resume_rewind_records;
+    config.kafka.frontier_store = quirks.frontier_store.into();
     config.telemetry.log_interval_ms = 0;
     config
 }

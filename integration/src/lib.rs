@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use glassbox_operators::Views;
 use glassbox_operators::metrics::sketch::{ALPHA, QUANTILES, rank};
+pub use glassbox_support::broker::BrokerQuirks;
 use glassbox_support::loadgen::GenSpan;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -27,34 +28,22 @@ pub fn broker_kind() -> String {
     std::env::var("GLASSBOX_TEST_BROKER").unwrap_or_else(|_| "kafka".into())
 }
 
-/// `source.resume_rewind_records` for the test broker: 0 on Apache Kafka (a fetch from a
-/// committed offset inside a record batch returns the records from that offset on), -1 on
-/// tansu, which does not serve fetches that start inside a record batch.
-pub fn resume_rewind_records() -> i64 {
-    if broker_kind() == "tansu" { -1 } else { 0 }
+/// What the test broker needs from glassbox's configuration.
+pub fn broker_quirks() -> BrokerQuirks {
+    BrokerQuirks::of(&broker_kind())
 }
 
-/// `kafka.frontier_store` for the test broker: `metadata` on Apache Kafka, `state_topic` on
-/// tansu, which drops commit metadata.
-pub fn frontier_store() -> &'static str {
-    if broker_kind() == "tansu" {
-        "state_topic"
-    } else {
-        "metadata"
-    }
-}
-
-/// The `GLASSBOX_…` settings the test broker needs: [`resume_rewind_records`] and
-/// [`frontier_store`].
+/// The `GLASSBOX_…` settings the test broker needs ([`broker_quirks`]).
 pub fn broker_settings() -> [(&'static str, String); 2] {
+    let quirks = broker_quirks();
     [
         (
             "GLASSBOX_SOURCE__RESUME_REWIND_RECORDS",
-            resume_rewind_records().to_string(),
+            quirks.resume_rewind_records.to_string(),
         ),
         (
             "GLASSBOX_KAFKA__FRONTIER_STORE",
-            frontier_store().to_owned(),
+            quirks.frontier_store.to_owned(),
         ),
     ]
 }

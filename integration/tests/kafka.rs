@@ -63,7 +63,7 @@ fn config(name: &str) -> Config {
     config.kafka.deadletter_topic = unique(&format!("{name}-dlq"));
     config.kafka.alerts_topic = unique(&format!("{name}-alerts"));
     config.kafka.state_topic = unique(&format!("{name}-state"));
-    config.kafka.frontier_store = frontier_store().into();
+    config.kafka.frontier_store = broker_quirks().frontier_store.into();
     config.source.idle_timeout_ms = 1_000;
     config.source.stop_when_idle = true;
     config.source.commit_interval_ms = 100;

@@ -28,8 +28,9 @@ fn config(name: &str) -> Config {
     c.kafka.metrics_topic = unique(&format!("{name}-metrics"));
     c.kafka.deadletter_topic = unique(&format!("{name}-dlq"));
     c.source.idle_timeout_ms = 2_000;
-    c.source.resume_rewind_records = resume_rewind_records();
-    c.kafka.frontier_store = frontier_store().into();
+    let quirks = broker_quirks();
+    c.source.resume_rewind_records = quirks.resume_rewind_records;
+    c.kafka.frontier_store = quirks.frontier_store.into();
     c.telemetry.log_interval_ms = 0;
     c
 }

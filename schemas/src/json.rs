@@ -166,7 +166,7 @@ impl<T> Default for Pick<T> {
 impl<T> Pick<T> {
     /// Whether an alias of priority `prio` would replace the current value. Among equal
     /// priorities (a repeated key) the first stays.
-    fn wants(&self, prio: u8) -> bool {
+    pub(crate) fn wants(&self, prio: u8) -> bool {
         self.value.is_none() || prio < self.prio
     }
 

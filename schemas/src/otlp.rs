@@ -248,7 +248,11 @@ fn event(draft: &mut Draft, event: &Event, start_ns: u64) {
                 _ => None,
             });
         draft.error_type.offer(EVENT_PRIO, kind);
-    } else if is_first_token_event(name) && event.time_unix_nano >= start_ns && start_ns > 0 {
+    } else if draft.ttft_ns.wants(EVENT_PRIO)
+        && event.time_unix_nano >= start_ns
+        && start_ns > 0
+        && is_first_token_event(name)
+    {
         draft
             .ttft_ns
             .offer(EVENT_PRIO, Some(event.time_unix_nano - start_ns));
@@ -260,11 +264,14 @@ fn event(draft: &mut Draft, event: &Event, start_ns: u64) {
 /// (0.62.4 writes one per chunk received; events are in time order and the first offer stays),
 /// or another library's event whose name says first token.
 fn is_first_token_event(name: &str) -> bool {
-    if name == "gen_ai.content.completion.chunk" {
-        return true;
+    fn has(name: &str, needle: &str) -> bool {
+        name.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
     }
-    let lower = name.to_ascii_lowercase();
-    lower.contains("first token") || lower.contains("first_token")
+    name == "gen_ai.content.completion.chunk"
+        || has(name, "first token")
+        || has(name, "first_token")
 }
 
 /// An OTLP value as the draft reads it. Arrays are collected only for fields that take one

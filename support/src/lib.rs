@@ -6,4 +6,5 @@
 //! Kafka, server or test-framework dependency, so the binary carries only the generator. The
 //! helpers that talk to the test servers stay in `glassbox-integration`.
 
+pub mod broker;
 pub mod loadgen;
