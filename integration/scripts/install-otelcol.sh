@@ -8,6 +8,8 @@
 # the same go.mod, go.sum and *.go (stamp file beside it). Prints the binary's path on stdout.
 # Knobs: OTELCOL_BUILD_TIMEOUT (s, default 1500). Gentle on shared machines: one compile job
 # at a time (-p=1) and nice 10. Measured here (2 cores, shared): see schemas/testdata/otlp/README.md.
+# Go (only for a build): the go on PATH, else $GOROOT/bin, /usr/local/go/bin or /usr/lib/go/bin,
+# at least the version of otelcol/go.mod; GOTOOLCHAIN=local, so no toolchain is downloaded.
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SRC="$SCRIPT_DIR/otelcol"
@@ -25,8 +27,21 @@ if [[ -x "$BIN" && -f "$BIN.stamp" && "$(cat "$BIN.stamp")" == "$stamp_want" ]] 
   echo "$BIN"; exit 0
 fi
 
-command -v go >/dev/null 2>&1 || die "Go is not installed (needs go >= 1.25 on PATH; Debian's golang is too old: use the toolchain in /usr/local/go)"
-log "$(go version)"
+# Go: the one on PATH, else the usual install places (/usr/local/go on this project's machines,
+# where a non-login shell may not have it on PATH). Never a toolchain download: GOTOOLCHAIN=local.
+WANT_GO="$(sed -n 's/^go \([0-9][0-9.]*\)$/\1/p' "$SRC/go.mod")"
+if ! command -v go >/dev/null 2>&1; then
+  for d in ${GOROOT:+"$GOROOT/bin"} /usr/local/go/bin /usr/lib/go/bin; do
+    if [ -x "$d/go" ]; then PATH="$d:$PATH"; export PATH; break; fi
+  done
+fi
+command -v go >/dev/null 2>&1 ||
+  die "Go is not installed: needs go >= $WANT_GO on PATH or in /usr/local/go/bin (Debian's golang package is too old); the OTLP tests need this Collector"
+export GOTOOLCHAIN=local
+have_go="$(go env GOVERSION 2>/dev/null | sed 's/^go//')"
+[ "$(printf '%s\n' "$WANT_GO" "$have_go" | sort -V | head -n 1)" = "$WANT_GO" ] ||
+  die "$(command -v go) is go ${have_go:-(unknown version)}; building the Collector needs go >= $WANT_GO (go.mod)"
+log "$(go version) ($(command -v go))"
 mkdir -p "$TOOLS"
 export GOFLAGS="-p=1 -buildvcs=false -mod=readonly"
 export CGO_ENABLED=0

@@ -12,7 +12,12 @@
 # State dir: $STACK_DIR, else <repo>/.stack. Per service: <name>.log, <name>.pid, <name>.port.
 # Writes $STACK_DIR/env (sourceable) with GLASSBOX_TEST_BROKER (kafka|tansu),
 # GLASSBOX_TEST_BROKERS, GLASSBOX_TEST_REDIS_URL, GLASSBOX_TEST_INFLUX_V1_URL,
-# GLASSBOX_TEST_VM_URL, GLASSBOX_TEST_ALERTMANAGER_URL (and GLASSBOX_TEST_TANSU_BIN with tansu).
+# GLASSBOX_TEST_VM_URL, GLASSBOX_TEST_ALERTMANAGER_URL (and GLASSBOX_TEST_TANSU_BIN with tansu),
+# and, whichever services run, the OTLP tests' clients once install.sh installed them:
+# GLASSBOX_TEST_OTELCOL (the Collector of install-otelcol.sh: $GLASSBOX_TOOLS/otelcol-glassbox,
+# default ~/.cache/glassbox/tools) and GLASSBOX_TEST_PYTHON (the python of install-pyclients.sh's
+# venv: $GLASSBOX_PYCLIENTS/bin/python, default ~/.cache/glassbox/pyclients), each only when its
+# install finished (its stamp exists); set either variable to use another executable.
 # Knobs: STACK_READY_TIMEOUT (s, default 60), STACK_TANSU_STORAGE (default memory://tansu/),
 # STACK_KAFKA_HEAP (default 768m), KAFKA_VERSION (default 4.4.0).
 # Idempotent: a running, healthy service is kept as it is. Servers come from install.sh.
@@ -23,6 +28,7 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 STACK_DIR="${STACK_DIR:-$REPO_ROOT/.stack}"
 TOOLS="${GLASSBOX_TOOLS:-$HOME/.cache/glassbox/tools}"
 TANSU_BIN="${GLASSBOX_TEST_TANSU_BIN:-$TOOLS/bin/tansu}"
+PYCLIENTS="${GLASSBOX_PYCLIENTS:-$HOME/.cache/glassbox/pyclients}"
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 KAFKA_LIBS="${GLASSBOX_KAFKA_HOME:-$HOME/.cache/glassbox/kafka/$KAFKA_VERSION}/libs"
 READY_TIMEOUT="${STACK_READY_TIMEOUT:-60}" # seconds, per service
@@ -315,6 +321,30 @@ stop_one() {
   rm -f "$STACK_DIR/$name.pid" "$STACK_DIR/$name.port"
 }
 
+# The Collector binary of install-otelcol.sh (GLASSBOX_TEST_OTELCOL overrides), if installed:
+# the binary is moved into place, and its stamp written, only after a build succeeded.
+otelcol_bin() {
+  local bin="${GLASSBOX_TEST_OTELCOL:-$TOOLS/otelcol-glassbox}"
+  [ -n "${GLASSBOX_TEST_OTELCOL:-}" ] || [ -f "$bin.stamp" ] || return 0
+  if [ -x "$bin" ]; then
+    echo "$bin"
+  elif [ -n "${GLASSBOX_TEST_OTELCOL:-}" ]; then
+    log "warning: GLASSBOX_TEST_OTELCOL=$bin is not executable: not written to the env file"
+  fi
+}
+
+# The python of install-pyclients.sh's venv (GLASSBOX_TEST_PYTHON overrides), if installed: its
+# stamp is written only after pip installed every requirement.
+pyclients_python() {
+  local py="${GLASSBOX_TEST_PYTHON:-$PYCLIENTS/bin/python}"
+  [ -n "${GLASSBOX_TEST_PYTHON:-}" ] || [ -f "$PYCLIENTS/.requirements.sha256" ] || return 0
+  if [ -x "$py" ]; then
+    echo "$py"
+  elif [ -n "${GLASSBOX_TEST_PYTHON:-}" ]; then
+    log "warning: GLASSBOX_TEST_PYTHON=$py is not executable: not written to the env file"
+  fi
+}
+
 write_env() {
   local tmp="$STACK_DIR/env.tmp" p
   {
@@ -344,6 +374,12 @@ write_env() {
     if is_running alertmanager; then
       echo "export GLASSBOX_TEST_ALERTMANAGER_URL=http://127.0.0.1:$(port_of alertmanager)"
     fi
+    # Not servers: the OTLP tests start these themselves (same paths as the install scripts).
+    local otelcol python
+    otelcol="$(otelcol_bin)"
+    python="$(pyclients_python)"
+    if [ -n "$otelcol" ]; then echo "export GLASSBOX_TEST_OTELCOL='$otelcol'"; fi
+    if [ -n "$python" ]; then echo "export GLASSBOX_TEST_PYTHON='$python'"; fi
   } >"$tmp"
   mv "$tmp" "$STACK_DIR/env"
 }

@@ -391,6 +391,7 @@ pub(crate) fn run_worker(
     let dims = config.metrics.dimensions();
     let settings = SourceSettings {
         topic: config.kafka.input_topic.clone(),
+        format: config.decode.format,
         deadletter_topic: config.kafka.deadletter_topic.as_str().into(),
         dims: dims.clone(),
         views: views.clone(),

@@ -97,20 +97,40 @@ impl JsonDecoder {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<Decoded, DecodeError> {
-        let format = match format {
-            InputFormat::Auto => {
-                InputFormat::detect(bytes).ok_or_else(|| DecodeError::UnknownFormat {
-                    message: describe(bytes),
-                })?
-            }
-            other => other,
-        };
-        match format {
+        match format.resolve(bytes)? {
             InputFormat::NativeJson | InputFormat::Auto => self
                 .decode(bytes, now_ms)
                 .map(|s| Decoded::Span(Box::new(s))),
             InputFormat::OtlpProto => self.decode_otlp_proto(bytes, now_ms).map(Decoded::Batch),
             InputFormat::OtlpJson => self.decode_otlp_json(bytes, now_ms).map(Decoded::Batch),
+        }
+    }
+}
+
+impl InputFormat {
+    /// The format `bytes` are read as: this one, or with [`InputFormat::Auto`] the detected one
+    /// (`unknown_format` when no format claims the record).
+    pub fn resolve(self, bytes: &[u8]) -> Result<InputFormat, DecodeError> {
+        match self {
+            InputFormat::Auto => {
+                InputFormat::detect(bytes).ok_or_else(|| DecodeError::UnknownFormat {
+                    message: describe(bytes),
+                })
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// For a record of this (resolved) OTLP format, the spans at `indices` (ascending
+    /// positions in its [`OtlpBatch`]), each alone in a record of the same encoding with its
+    /// resource and scope, as [`crate::RejectedSpan::record`] is: what the dead-letter topic
+    /// gets for a span refused after decoding (late), so that its good neighbours are not
+    /// replayed with it. Empty for a native format (its record is the span).
+    pub fn spans_alone(self, bytes: &[u8], indices: &[usize]) -> Vec<(usize, Vec<u8>)> {
+        match self {
+            InputFormat::OtlpProto => crate::otlp::spans_alone(bytes, false, indices),
+            InputFormat::OtlpJson => crate::otlp::spans_alone(bytes, true, indices),
+            InputFormat::Auto | InputFormat::NativeJson => Vec::new(),
         }
     }
 }
@@ -181,6 +201,68 @@ mod tests {
             .decode_as(InputFormat::NativeJson, b"\x0a\x00", 0)
             .unwrap_err();
         assert_eq!(error.reason(), "invalid_json");
+    }
+
+    #[test]
+    fn spans_are_cut_out_alone_in_the_records_own_encoding() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        use prost::Message;
+        let span = |id: u8| Span {
+            trace_id: vec![7; 16],
+            span_id: vec![id; 8],
+            name: format!("span {id}"),
+            ..Default::default()
+        };
+        let scope = |ids: &[u8]| ScopeSpans {
+            spans: ids.iter().map(|&i| span(i)).collect(),
+            ..Default::default()
+        };
+        // Positions count across resources and scopes: 0, 1 | 2 || 3.
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![
+                ResourceSpans {
+                    scope_spans: vec![scope(&[0, 1]), scope(&[2])],
+                    ..Default::default()
+                },
+                ResourceSpans {
+                    scope_spans: vec![scope(&[3])],
+                    ..Default::default()
+                },
+            ],
+        };
+        let ids = |records: Vec<(usize, Vec<u8>)>, json: bool| -> Vec<(usize, u8)> {
+            records
+                .into_iter()
+                .map(|(at, bytes)| {
+                    let alone: ExportTraceServiceRequest = if json {
+                        serde_json::from_slice(&bytes).unwrap()
+                    } else {
+                        ExportTraceServiceRequest::decode(&bytes[..]).unwrap()
+                    };
+                    let spans: Vec<&Span> = alone
+                        .resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .flat_map(|s| &s.spans)
+                        .collect();
+                    assert_eq!(spans.len(), 1, "one span alone");
+                    (at, spans[0].span_id[0])
+                })
+                .collect()
+        };
+        let proto = request.encode_to_vec();
+        let cut = InputFormat::OtlpProto.spans_alone(&proto, &[1, 3, 9]);
+        assert_eq!(ids(cut, false), vec![(1, 1), (3, 3)]);
+        let json = serde_json::to_vec(&request).unwrap();
+        let cut = InputFormat::OtlpJson.spans_alone(&json, &[0, 2]);
+        assert_eq!(ids(cut, true), vec![(0, 0), (2, 2)]);
+        assert!(InputFormat::NativeJson.spans_alone(&json, &[0]).is_empty());
+        assert!(
+            InputFormat::OtlpProto
+                .spans_alone(b"garbage", &[0])
+                .is_empty()
+        );
     }
 
     #[test]

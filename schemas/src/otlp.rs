@@ -199,6 +199,40 @@ fn alone(
     }
 }
 
+/// The spans at `indices` (positions in the [`OtlpBatch`] order) of an OTLP record, each alone
+/// in a trace request of the record's own encoding (OTLP/JSON when `json`), as
+/// [`RejectedSpan::record`] is: for spans refused after decoding (late ones), so that only
+/// they are dead-lettered. Positions past the batch are left out; nothing at all when the
+/// record does not parse (it did when it was decoded).
+pub(crate) fn spans_alone(bytes: &[u8], json: bool, indices: &[usize]) -> Vec<(usize, Vec<u8>)> {
+    let (request, encoding) = if json {
+        (serde_json::from_slice(bytes).ok(), Encoding::Json)
+    } else {
+        (
+            ExportTraceServiceRequest::decode(bytes).ok(),
+            Encoding::Proto,
+        )
+    };
+    let Some(request): Option<ExportTraceServiceRequest> = request else {
+        return Vec::new();
+    };
+    let mut wanted = indices.iter().copied().peekable();
+    let mut out = Vec::with_capacity(indices.len());
+    let mut at = 0;
+    for resource_spans in &request.resource_spans {
+        for scope_spans in &resource_spans.scope_spans {
+            for span in &scope_spans.spans {
+                while wanted.next_if(|&i| i < at).is_some() {}
+                if wanted.next_if_eq(&at).is_some() {
+                    out.push((at, alone(resource_spans, scope_spans, span, encoding)));
+                }
+                at += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Lowest priority: an event's evidence never overrides an attribute's.
 const EVENT_PRIO: u8 = u8::MAX - 1;
 

@@ -2,13 +2,16 @@
 //! `[telemetry]` (the pipeline's own counters).
 
 use glassbox_operators::{Dimensions, Views};
-use glassbox_schemas::DecodeLimits;
+use glassbox_schemas::{DecodeLimits, InputFormat};
 use serde::{Deserialize, Serialize};
 
 /// Input validation limits.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecodeConfig {
+    /// The input topic's record format: `auto` (default: each record told by its first bytes,
+    /// `unknown_format` when none claims it), `native_json`, `otlp_proto` or `otlp_json`.
+    pub format: InputFormat,
     /// A token count above this is absurd and dead-lettered.
     pub max_tokens: u64,
     /// Spans that started longer ago than this are dead-lettered (ms).
@@ -21,6 +24,7 @@ impl Default for DecodeConfig {
     fn default() -> Self {
         let d = DecodeLimits::default();
         Self {
+            format: InputFormat::Auto,
             max_tokens: d.max_tokens,
             horizon_past_ms: d.horizon_past_ms,
             horizon_future_ms: d.horizon_future_ms,

@@ -369,6 +369,23 @@ mod tests {
     }
 
     #[test]
+    fn the_input_format_is_read_and_a_wrong_one_is_named() {
+        let c = Config::from_toml("[decode]\nformat = \"otlp_json\"\n", no_env()).unwrap();
+        assert_eq!(c.decode.format, glassbox_schemas::InputFormat::OtlpJson);
+        assert_eq!(
+            Config::default().decode.format,
+            glassbox_schemas::InputFormat::Auto
+        );
+        let err = Config::from_toml("[decode]\nformat = \"protobuf\"\n", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("format") && err.contains("otlp_proto"),
+            "names the field and the choices: {err}"
+        );
+    }
+
+    #[test]
     fn the_deploy_example_is_a_valid_configuration() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/glassbox.toml");
         let c = Config::load(Some(&path), no_env()).unwrap();

@@ -8,7 +8,7 @@
 //! of derived times, which is a step function of the offset: only its steps are kept, so the
 //! state is a handful of entries per partition rather than one per record.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// The commit bookkeeping of one partition.
 #[derive(Debug, Default)]
@@ -19,8 +19,9 @@ pub struct CommitTracker {
     prefix_max: u64,
     /// `(offset, t)`: from `offset` on, the prefix maximum is `t`; increasing in both.
     steps: VecDeque<(i64, u64)>,
-    /// Dead-letter copies not yet acknowledged.
-    dead_letters: BTreeSet<i64>,
+    /// Dead-letter copies not yet acknowledged, per offset (an OTLP record may dead-letter
+    /// several of its spans).
+    dead_letters: BTreeMap<i64, u32>,
 }
 
 impl CommitTracker {
@@ -33,14 +34,19 @@ impl CommitTracker {
         self.next = Some(offset + 1);
     }
 
-    /// Records that a dead-letter copy of `offset` is being produced.
+    /// Records that a dead-letter copy of (a span of) `offset` is being produced.
     pub fn dead_letter_sent(&mut self, offset: i64) {
-        self.dead_letters.insert(offset);
+        *self.dead_letters.entry(offset).or_default() += 1;
     }
 
-    /// Records that the dead-letter copy of `offset` was acknowledged.
+    /// Records that one dead-letter copy of `offset` was acknowledged.
     pub fn dead_letter_acked(&mut self, offset: i64) {
-        self.dead_letters.remove(&offset);
+        if let Some(n) = self.dead_letters.get_mut(&offset) {
+            *n -= 1;
+            if *n == 0 {
+                self.dead_letters.remove(&offset);
+            }
+        }
     }
 
     /// The offset that may be committed, given that every output at a time `< durable` is
@@ -56,7 +62,7 @@ impl CommitTracker {
             }
         }
         let mut point = self.steps.front().map_or(next, |&(o, _)| o);
-        if let Some(&first) = self.dead_letters.first() {
+        if let Some((&first, _)) = self.dead_letters.first_key_value() {
             point = point.min(first);
         }
         Some(point)
@@ -139,6 +145,29 @@ mod tests {
         assert_eq!(t.commit_point(None), Some(1));
         t.dead_letter_acked(1);
         assert_eq!(t.commit_point(None), Some(3));
+    }
+
+    #[test]
+    fn every_dead_letter_of_a_record_must_be_acknowledged() {
+        let mut t = CommitTracker::default();
+        // Three spans of record 4 dead-lettered, the rest of its batch counted in a window.
+        t.consumed(4, 60);
+        for _ in 0..3 {
+            t.dead_letter_sent(4);
+        }
+        t.consumed(5, 0);
+        t.dead_letter_acked(4);
+        t.dead_letter_acked(4);
+        assert_eq!(
+            t.commit_point(None),
+            Some(4),
+            "one copy still unacknowledged"
+        );
+        t.dead_letter_acked(4);
+        assert_eq!(t.commit_point(None), Some(6));
+        // An acknowledgement of nothing outstanding changes nothing.
+        t.dead_letter_acked(4);
+        assert_eq!(t.commit_point(None), Some(6));
     }
 
     #[test]

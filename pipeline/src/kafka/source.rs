@@ -27,7 +27,7 @@ use glassbox_operators::metrics::panes::pane_end;
 use glassbox_operators::{Dimensions, FeedbackInput, SpanFacts, TraceSpan, Views};
 
 use glassbox_operators::quality::QualityInput;
-use glassbox_schemas::JsonDecoder;
+use glassbox_schemas::{Decoded, InputFormat, JsonDecoder, Span};
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -74,6 +74,8 @@ fn ends(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<Ends> {
 pub struct SourceSettings {
     /// Input topic.
     pub topic: String,
+    /// The input records' format (`decode.format`).
+    pub format: InputFormat,
     /// Dead-letter topic.
     pub deadletter_topic: Arc<str>,
     /// Series dimensions.
@@ -380,14 +382,91 @@ impl Inner {
                 "the broker skipped records after the committed offset; raise source.resume_rewind_records"
             );
         }
-        let span = match self.decoder.decode(payload, now_ms) {
-            Ok(span) => span,
+        let format = match self.settings.format.resolve(payload) {
+            Ok(format) => format,
             Err(e) => {
-                let reason = e.reason();
-                self.dead_letter(partition, offset, key, payload, reason, &e.to_string());
+                let letter = Letter::record(payload, e.reason(), e.to_string(), None);
+                self.dead_letter(partition, offset, key, letter);
                 return;
             }
         };
+        let decoded = match self.decoder.decode_as(format, payload, now_ms) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let letter = Letter::record(payload, e.reason(), e.to_string(), Some(format));
+                self.dead_letter(partition, offset, key, letter);
+                return;
+            }
+        };
+        let derived = match decoded {
+            Decoded::Span(span) => match self.span(partition, *span, cap_time, out) {
+                Fate::Counted(derived) => derived,
+                Fate::Late(late) => {
+                    if self.settings.deadletter_late {
+                        let letter = Letter::record(payload, "late", late.detail, Some(format));
+                        self.dead_letter(partition, offset, key, letter);
+                    }
+                    0
+                }
+            },
+            Decoded::Batch(batch) => {
+                let mut derived = 0;
+                let mut late = Vec::new();
+                for (at, item) in batch.into_iter().enumerate() {
+                    match item {
+                        Ok(span) => match self.span(partition, span, cap_time, out) {
+                            Fate::Counted(d) => derived = derived.max(d),
+                            Fate::Late(l) => late.push((at, l)),
+                        },
+                        Err(rejected) => {
+                            let letter = Letter {
+                                payload: &rejected.record,
+                                reason: rejected.error.reason(),
+                                detail: rejected.error.to_string(),
+                                span: Some((at, &rejected.trace_id, &rejected.span_id)),
+                                format: Some(format),
+                            };
+                            self.dead_letter(partition, offset, key, letter);
+                        }
+                    }
+                }
+                if self.settings.deadletter_late && !late.is_empty() {
+                    // Only the late spans, each alone: their neighbours were counted.
+                    let at: Vec<usize> = late.iter().map(|(at, _)| *at).collect();
+                    let alone: BTreeMap<usize, Vec<u8>> =
+                        format.spans_alone(payload, &at).into_iter().collect();
+                    for (at, l) in late {
+                        let payload = alone.get(&at).map_or(&[][..], |r| &r[..]);
+                        let letter = Letter {
+                            payload,
+                            reason: "late",
+                            detail: l.detail,
+                            span: Some((at, &l.trace_id, &l.span_id)),
+                            format: Some(format),
+                        };
+                        self.dead_letter(partition, offset, key, letter);
+                    }
+                }
+                derived
+            }
+        };
+        // Every span of the record is accounted for: counted, skipped or dead-lettered.
+        self.partitions
+            .get_mut(&partition)
+            .expect("owned partition")
+            .commits
+            .consumed(offset, derived);
+    }
+
+    /// One decoded span of a record read from `partition`: into `out` (and the quality path),
+    /// skipped, or late. Returns the end of the last window it feeds (0: none).
+    fn span(
+        &mut self,
+        partition: i32,
+        span: Span,
+        cap_time: u64,
+        out: &mut Vec<SpanFacts>,
+    ) -> Fate {
         Counters::inc(&self.counters.decoded);
         let facts =
             SpanFacts::from_span_priced(&span, &self.settings.dims, self.settings.keying.as_ref());
@@ -403,26 +482,30 @@ impl Inner {
             if let Some(fb) = FeedbackInput::from_span(&span, &self.settings.dims) {
                 quality.push(QualityInput::Feedback(fb));
             }
-            // Only spans with text can be scored or feed a scored answer: the others stay out of
-            // the trace join (most spans of an application without RAG have none).
-            if span.text.is_some()
-                && let Some(t) = TraceSpan::from_span(span, &self.settings.dims)
-            {
+        }
+        // Only spans with text can be scored or feed a scored answer: the others stay out of
+        // the trace join (most spans of an application without RAG have none). Their ids are
+        // kept in case the span turns out late.
+        let mut ids = None;
+        let span = if self.settings.quality_timeout_ms.is_some() && span.text.is_some() {
+            ids = Some((span.trace_id.clone(), span.span_id.clone()));
+            if let Some(t) = TraceSpan::from_span(span, &self.settings.dims) {
                 quality.push(QualityInput::Trace(t));
             }
-        }
+            None
+        } else {
+            Some(span)
+        };
         let Some(facts) = facts else {
             if quality.is_empty() {
                 Counters::inc(&self.counters.ignored_kind);
-                p.commits.consumed(offset, 0);
+                return Fate::Counted(0);
             } else if quality_end < self.settings.resume_ms {
                 Counters::inc(&self.counters.skipped_replay);
-                p.commits.consumed(offset, 0);
-            } else {
-                p.commits.consumed(offset, quality_end);
-                self.quality.extend(quality);
+                return Fate::Counted(0);
             }
-            return;
+            self.quality.extend(quality);
+            return Fate::Counted(quality_end);
         };
         let last_end = (self.settings.views.last_window_end(facts.start_ms)
             + self.settings.retention_ms)
@@ -430,54 +513,49 @@ impl Inner {
         if last_end < self.settings.resume_ms {
             // Every window of this span was durable before the restart.
             Counters::inc(&self.counters.skipped_replay);
-            p.commits.consumed(offset, 0);
-            return;
+            return Fate::Counted(0);
         }
+        let p = self
+            .partitions
+            .get_mut(&partition)
+            .expect("owned partition");
         p.max_event_ms = Some(
             p.max_event_ms
                 .map_or(facts.start_ms, |m| m.max(facts.start_ms)),
         );
         if pane_end(facts.start_ms, self.settings.views.pane_ms) < cap_time {
             Counters::inc(&self.counters.late);
-            if self.settings.deadletter_late {
-                let detail = format!(
+            let (trace_id, span_id) = span
+                .map(|s| (s.trace_id, s.span_id))
+                .or(ids)
+                .unwrap_or_default();
+            return Fate::Late(Late {
+                detail: format!(
                     "window closed: span start {} ms, watermark {} ms",
                     facts.start_ms, cap_time
-                );
-                self.dead_letter(partition, offset, key, payload, "late", &detail);
-            } else {
-                self.partitions
-                    .get_mut(&partition)
-                    .expect("owned")
-                    .commits
-                    .consumed(offset, 0);
-            }
-            return;
+                ),
+                trace_id,
+                span_id,
+            });
         }
-        p.commits.consumed(offset, last_end);
         out.push(facts);
         self.quality.extend(quality);
+        Fate::Counted(last_end)
     }
 
-    fn dead_letter(
-        &mut self,
-        partition: i32,
-        offset: i64,
-        key: &[u8],
-        payload: &[u8],
-        reason: &'static str,
-        detail: &str,
-    ) {
-        self.counters.dead_letter(reason);
+    /// Sends `letter` to the dead-letter topic for record `offset` of `partition`; the record's
+    /// offset is held back until it is acknowledged.
+    fn dead_letter(&mut self, partition: i32, offset: i64, key: &[u8], letter: Letter<'_>) {
+        self.counters.dead_letter(letter.reason);
         let p = self
             .partitions
             .get_mut(&partition)
             .expect("owned partition");
         p.commits.consumed(offset, 0);
         p.commits.dead_letter_sent(offset);
-        let headers = vec![
-            ("glassbox.reason", reason.as_bytes().to_vec()),
-            ("glassbox.error", detail.as_bytes().to_vec()),
+        let mut headers = vec![
+            ("glassbox.reason", letter.reason.as_bytes().to_vec()),
+            ("glassbox.error", letter.detail.into_bytes()),
             (
                 "glassbox.source.topic",
                 self.settings.topic.as_bytes().to_vec(),
@@ -488,12 +566,64 @@ impl Inner {
             ),
             ("glassbox.source.offset", offset.to_string().into_bytes()),
         ];
+        if let Some(format) = letter.format {
+            headers.push(("glassbox.format", format.as_str().as_bytes().to_vec()));
+        }
+        if let Some((at, trace_id, span_id)) = letter.span {
+            headers.push(("glassbox.span.index", at.to_string().into_bytes()));
+            headers.push(("glassbox.trace_id", trace_id.as_bytes().to_vec()));
+            headers.push(("glassbox.span_id", span_id.as_bytes().to_vec()));
+        }
         self.outbox.borrow_mut().send(
             &self.settings.deadletter_topic,
             key.to_vec(),
-            payload.to_vec(),
+            letter.payload.to_vec(),
             headers,
             Tag::DeadLetter { partition, offset },
         );
+    }
+}
+
+/// What became of one decoded span.
+enum Fate {
+    /// Counted, or skipped: its outputs end at this time (ms; 0 for none).
+    Counted(u64),
+    /// Its window had closed.
+    Late(Late),
+}
+
+/// A late span: why, and its ids (for the dead letter of a span of a batch).
+struct Late {
+    detail: String,
+    trace_id: String,
+    span_id: String,
+}
+
+/// One dead-letter record: the input record, or one span of an OTLP batch cut out alone.
+struct Letter<'a> {
+    payload: &'a [u8],
+    reason: &'static str,
+    detail: String,
+    /// For a span of a batch: its position in the batch, trace id and span id.
+    span: Option<(usize, &'a str, &'a str)>,
+    /// The record's format, once known.
+    format: Option<InputFormat>,
+}
+
+impl<'a> Letter<'a> {
+    /// The whole record.
+    fn record(
+        payload: &'a [u8],
+        reason: &'static str,
+        detail: String,
+        format: Option<InputFormat>,
+    ) -> Self {
+        Self {
+            payload,
+            reason,
+            detail,
+            span: None,
+            format,
+        }
     }
 }
