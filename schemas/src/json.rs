@@ -405,10 +405,15 @@ impl Draft {
         }
 
         let has_feedback = feedback_score.value.is_some() || feedback_label.value.is_some();
+        let calls_a_model = request_model.value.is_some()
+            || response_model.value.is_some()
+            || input.value.is_some()
+            || output.value.is_some();
         let kind = kind
             .or_else(|| operation.value.as_deref().and_then(operation_kind))
             .or(openinference_kind)
             .or(traceloop_kind)
+            .or_else(|| name_kind(&name, calls_a_model))
             .or(has_feedback.then_some(SpanKind::Feedback))
             .unwrap_or(SpanKind::Other);
 
@@ -803,6 +808,26 @@ fn operation_kind(operation: &str) -> Option<SpanKind> {
         ("retrieve", SpanKind::Retrieval),
     ];
     find_kind(TABLE, operation)
+}
+
+/// The kind by the span-name conventions, when no attribute says it: the OTel GenAI name
+/// `{operation} {target}` (`chat gpt-4o`, `embeddings text-embedding-3-small`,
+/// `execute_tool get_weather`, `invoke_agent planner`), or `{system}.{operation}` with no space
+/// (OpenLLMetry's `openai.chat`). A name alone is weak evidence, and "chat" or "completion" is
+/// an ordinary word: a model call or embedding is inferred only when the span also names a
+/// model or counts tokens (`calls_a_model`), so that an application's own "chat handler" span
+/// is never counted as a request.
+fn name_kind(name: &str, calls_a_model: bool) -> Option<SpanKind> {
+    let operation = match name.split_once(' ') {
+        Some((operation, target)) if !target.trim().is_empty() => operation,
+        Some(_) => return None,
+        None => name.rsplit_once('.').map(|(_, operation)| operation)?,
+    };
+    let kind = operation_kind(operation)?;
+    match kind {
+        SpanKind::Llm | SpanKind::Embedding if !calls_a_model => None,
+        kind => Some(kind),
+    }
 }
 
 fn openinference_kind(name: &str) -> Option<SpanKind> {
@@ -1482,6 +1507,46 @@ mod tests {
         assert_eq!(span.kind, SpanKind::Other);
         assert_eq!(span.status, StatusCode::Unset);
         assert_eq!(span.name, "");
+    }
+
+    #[test]
+    fn the_span_name_conventions_give_the_kind_when_no_attribute_does() {
+        let kind = |name: &str, attributes: &str| {
+            let record = format!(
+                r#"{{"trace_id":"{TRACE}","span_id":"{SPAN}","name":"{name}","start_time_unix_nano":{START},"end_time_unix_nano":{END},"attributes":{attributes}}}"#
+            );
+            decode(&record).unwrap().kind
+        };
+        let model = r#"{"gen_ai.request.model":"gpt-4o"}"#;
+        let tokens = r#"{"gen_ai.usage.input_tokens":3}"#;
+        assert_eq!(kind("chat gpt-4o", model), SpanKind::Llm);
+        assert_eq!(kind("text_completion davinci", tokens), SpanKind::Llm);
+        assert_eq!(
+            kind("embeddings text-embedding-3-small", model),
+            SpanKind::Embedding
+        );
+        assert_eq!(kind("openai.chat", tokens), SpanKind::Llm);
+        assert_eq!(kind("execute_tool get_weather", "{}"), SpanKind::Tool);
+        assert_eq!(kind("invoke_agent planner", "{}"), SpanKind::Agent);
+        // A model call needs more than a word: no model, no tokens, no model call.
+        assert_eq!(kind("chat handler", "{}"), SpanKind::Other);
+        assert_eq!(kind("openai.chat", "{}"), SpanKind::Other);
+        // Not the convention's shape.
+        assert_eq!(kind("chat", model), SpanKind::Other);
+        assert_eq!(kind("chat ", model), SpanKind::Other);
+        assert_eq!(kind("POST /v1/chat", model), SpanKind::Other);
+        // An attribute always wins over the name.
+        assert_eq!(
+            kind(
+                "chat gpt-4o",
+                r#"{"gen_ai.operation.name":"embeddings","gen_ai.request.model":"m"}"#
+            ),
+            SpanKind::Embedding
+        );
+        assert_eq!(
+            kind("chat gpt-4o", r#"{"openinference.span.kind":"TOOL"}"#),
+            SpanKind::Tool
+        );
     }
 
     /// The facts every convention family below reports, whatever it calls them.
