@@ -3,7 +3,9 @@
 # influxdb 1.x, victoria-metrics and prometheus-alertmanager (their Debian services are NOT left running or enabled:
 # stack.sh starts private copies on free ports), build tools for rdkafka's bundled
 # librdkafka, curl, a Java 17 runtime and Maven when the machine has none, the Apache Kafka
-# broker's jars (install-kafka.sh: Maven Central, cached in ~/.cache/glassbox/kafka), the tansu
+# broker's jars (install-kafka.sh: Maven Central, cached in ~/.cache/glassbox/kafka), the Schema
+# Registry of the Avro tests (install-registry.sh: Apicurio Registry from Maven Central, cached in
+# ~/.cache/glassbox/registry), the tansu
 # broker only with GLASSBOX_TEST_BROKER=tansu (install-tansu.sh, cached in ~/.cache/glassbox),
 # the embedding models (fetch-models.sh, cached in ~/.cache/glassbox/models), and the real
 # clients of the OTLP tests (issue #12): the OpenTelemetry Collector with the contrib Kafka
@@ -95,6 +97,8 @@ fi
 command -v python3 >/dev/null || log "note: python3 not found; stack.sh falls back to bash for free ports"
 
 step install-kafka.sh bash "$SCRIPT_DIR/install-kafka.sh" >/dev/null
+# The Confluent-compatible Schema Registry of the Avro tests (issue #13): stack.sh's `registry`.
+step install-registry.sh bash "$SCRIPT_DIR/install-registry.sh" >/dev/null
 if [ "${GLASSBOX_TEST_BROKER:-kafka}" = tansu ]; then
   step install-tansu.sh bash "$SCRIPT_DIR/install-tansu.sh"
 fi

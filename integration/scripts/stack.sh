@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
 # Local test stack for glassbox: a Kafka broker (Apache Kafka 4.x in KRaft mode by default, or
-# tansu), redis, influxdb 1.x, victoria-metrics, prometheus-alertmanager, each on a FREE
-# loopback port, so it can run beside a developer's own stack.
+# tansu), redis, influxdb 1.x, victoria-metrics, prometheus-alertmanager and a Confluent-compatible
+# Schema Registry (Apicurio Registry on the JVM, in-memory storage), each on a FREE loopback port,
+# so it can run beside a developer's own stack.
 #
-#   stack.sh start [kafka|tansu|redis|influxdb|victoria-metrics|alertmanager ...]
+#   stack.sh start [kafka|tansu|redis|influxdb|victoria-metrics|alertmanager|registry ...]
 #                  (default: the broker GLASSBOX_TEST_BROKER names, kafka unless it says tansu,
-#                   and the four stores)
+#                   the four stores and the registry)
 #   stack.sh stop                                                 (stops every service)
 #   stack.sh status
 #
 # State dir: $STACK_DIR, else <repo>/.stack. Per service: <name>.log, <name>.pid, <name>.port.
 # Writes $STACK_DIR/env (sourceable) with GLASSBOX_TEST_BROKER (kafka|tansu),
 # GLASSBOX_TEST_BROKERS, GLASSBOX_TEST_REDIS_URL, GLASSBOX_TEST_INFLUX_V1_URL,
-# GLASSBOX_TEST_VM_URL, GLASSBOX_TEST_ALERTMANAGER_URL (and GLASSBOX_TEST_TANSU_BIN with tansu),
+# GLASSBOX_TEST_VM_URL, GLASSBOX_TEST_ALERTMANAGER_URL, GLASSBOX_TEST_REGISTRY_URL (the
+# registry's Confluent API, http://127.0.0.1:PORT/apis/ccompat/v7; with
+# STACK_REGISTRY_BASIC_AUTH also GLASSBOX_TEST_REGISTRY_USER and GLASSBOX_TEST_REGISTRY_PASSWORD)
+# (and GLASSBOX_TEST_TANSU_BIN with tansu),
 # and, whichever services run, the OTLP tests' clients once install.sh installed them:
 # GLASSBOX_TEST_OTELCOL (the Collector of install-otelcol.sh: $GLASSBOX_TOOLS/otelcol-glassbox,
 # default ~/.cache/glassbox/tools) and GLASSBOX_TEST_PYTHON (the python of install-pyclients.sh's
 # venv: $GLASSBOX_PYCLIENTS/bin/python, default ~/.cache/glassbox/pyclients), each only when its
 # install finished (its stamp exists); set either variable to use another executable.
 # Knobs: STACK_READY_TIMEOUT (s, default 60), STACK_TANSU_STORAGE (default memory://tansu/),
-# STACK_KAFKA_HEAP (default 768m), KAFKA_VERSION (default 4.4.0).
+# STACK_KAFKA_HEAP (default 768m), KAFKA_VERSION (default 4.4.0); for the registry (installed
+# by install-registry.sh): REGISTRY_VERSION (default 3.0.9), REGISTRY_JAVA (default java on
+# PATH; 3.1 and later need Java 21), STACK_REGISTRY_HEAP (default 384m),
+# STACK_REGISTRY_READY_TIMEOUT (s, default 120 or STACK_READY_TIMEOUT if larger: a Quarkus start
+# takes 10-25 s on 2 cores), STACK_REGISTRY_BASIC_AUTH=user:password (its API then requires
+# HTTP basic auth with that user; default: no auth at all, as Apicurio's own default; a running
+# registry is kept as it is, so stop it to switch).
 # Idempotent: a running, healthy service is kept as it is. Servers come from install.sh.
 set -euo pipefail
 
@@ -31,13 +41,17 @@ TANSU_BIN="${GLASSBOX_TEST_TANSU_BIN:-$TOOLS/bin/tansu}"
 PYCLIENTS="${GLASSBOX_PYCLIENTS:-$HOME/.cache/glassbox/pyclients}"
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 KAFKA_LIBS="${GLASSBOX_KAFKA_HOME:-$HOME/.cache/glassbox/kafka/$KAFKA_VERSION}/libs"
+REGISTRY_VERSION="${REGISTRY_VERSION:-3.0.9}"
+REGISTRY_HOME="${GLASSBOX_REGISTRY_HOME:-$HOME/.cache/glassbox/registry/$REGISTRY_VERSION}"
+REGISTRY_JAVA="${REGISTRY_JAVA:-java}"
+REGISTRY_AUTH="${STACK_REGISTRY_BASIC_AUTH:-}"
 READY_TIMEOUT="${STACK_READY_TIMEOUT:-60}" # seconds, per service
-ALL_SERVICES=(kafka tansu redis influxdb victoria-metrics alertmanager)
+ALL_SERVICES=(kafka tansu redis influxdb victoria-metrics alertmanager registry)
 case "${GLASSBOX_TEST_BROKER:-kafka}" in
   kafka | tansu) BROKER="${GLASSBOX_TEST_BROKER:-kafka}" ;;
   *) printf '[stack] ERROR: GLASSBOX_TEST_BROKER must be kafka or tansu, got %s\n' "$GLASSBOX_TEST_BROKER" >&2; exit 2 ;;
 esac
-DEFAULT_SERVICES=("$BROKER" redis influxdb victoria-metrics alertmanager)
+DEFAULT_SERVICES=("$BROKER" redis influxdb victoria-metrics alertmanager registry)
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -51,6 +65,7 @@ service_exe() {
     influxdb) echo influxd ;;
     victoria-metrics) echo victoria-metrics ;;
     alertmanager) echo prometheus-alertmanager ;;
+    registry) echo glassbox.stack.service=registry ;; # a marker property on its java command line
     *) die "unknown service '$1' (known: ${ALL_SERVICES[*]})" ;;
   esac
 }
@@ -105,11 +120,31 @@ probe() {
     # The broker logs this once its listeners accept requests and it has registered with its
     # controller (KafkaRaftServer.startup); glassbox's own clients then do the real requests.
     kafka) grep -q 'Kafka Server started' "$STACK_DIR/kafka.log" 2>/dev/null ;;
+    # A real request to the Confluent API (its storage answers once the app is up).
+    registry)
+      local auth=()
+      [ -z "$REGISTRY_AUTH" ] || auth=(-u "$REGISTRY_AUTH")
+      [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${auth[@]}" "http://127.0.0.1:$port/apis/ccompat/v7/subjects")" = 200 ]
+      ;;
   esac
 }
 
+# The jar that starts the registry (install-registry.sh's cache: 3.0.x's runner jar, later
+# versions' quarkus-run.jar); empty when not installed.
+registry_jar() {
+  [ "$(cat "$REGISTRY_HOME/complete" 2>/dev/null)" = "$REGISTRY_VERSION" ] || return 0
+  local f
+  for f in "$REGISTRY_HOME/app/quarkus-run.jar" "$REGISTRY_HOME"/app/apicurio-registry-app-*-runner.jar; do
+    if [ -f "$f" ]; then echo "$f"; return 0; fi
+  done
+}
+
 wait_ready() {
-  local name="$1" port="$2" pid="$3" deadline=$((SECONDS + READY_TIMEOUT))
+  local name="$1" port="$2" pid="$3" timeout="$READY_TIMEOUT"
+  if [ "$name" = registry ]; then
+    timeout="${STACK_REGISTRY_READY_TIMEOUT:-$((READY_TIMEOUT > 120 ? READY_TIMEOUT : 120))}"
+  fi
+  local deadline=$((SECONDS + timeout))
   while [ "$SECONDS" -lt "$deadline" ]; do
     if ! alive "$pid"; then
       log "$name (pid $pid) exited during start-up; last lines of $STACK_DIR/$name.log:"
@@ -119,7 +154,7 @@ wait_ready() {
     if probe "$name" "$port"; then return 0; fi
     sleep 0.3
   done
-  log "$name did not become ready on 127.0.0.1:$port within ${READY_TIMEOUT}s; last lines of $STACK_DIR/$name.log:"
+  log "$name did not become ready on 127.0.0.1:$port within ${timeout}s; last lines of $STACK_DIR/$name.log:"
   tail -n 20 "$STACK_DIR/$name.log" >&2 || true
   return 1
 }
@@ -274,6 +309,40 @@ launch() {
         --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine "${STACK_TANSU_STORAGE:-memory://tansu/}" </dev/null >>"$log_file" 2>&1) &
       ;;
+    registry)
+      command -v "$REGISTRY_JAVA" >/dev/null ||
+        die "no java '$REGISTRY_JAVA' (REGISTRY_JAVA or PATH): the registry needs a Java 17+ runtime (run integration/scripts/install.sh)"
+      local jar need have
+      jar="$(registry_jar)"
+      [ -f "${jar:-/nonexistent}" ] ||
+        die "Apicurio Registry $REGISTRY_VERSION not installed in $REGISTRY_HOME (run integration/scripts/install-registry.sh)"
+      need="$(cat "$REGISTRY_HOME/java-major" 2>/dev/null || echo 17)"
+      have="$("$REGISTRY_JAVA" -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}' | cut -d. -f1)"
+      [ "${have:-0}" -ge "$need" ] 2>/dev/null ||
+        die "Apicurio Registry $REGISTRY_VERSION needs Java $need+, but '$REGISTRY_JAVA' is ${have:-unknown} (set REGISTRY_JAVA)"
+      # Optional basic auth: Quarkus' own HTTP permissions over embedded users guard the APIs.
+      local auth_opts=()
+      if [ -n "$REGISTRY_AUTH" ]; then
+        local user="${REGISTRY_AUTH%%:*}" pass="${REGISTRY_AUTH#*:}"
+        [[ "$REGISTRY_AUTH" == *:* && "$user" =~ ^[A-Za-z0-9_-]+$ && -n "$pass" && "$pass" != *"'"* ]] ||
+          die "STACK_REGISTRY_BASIC_AUTH must be user:password (user of letters, digits, _ and -; no ' in the password)"
+        auth_opts=(-Dquarkus.http.auth.basic=true -Dquarkus.security.users.embedded.plain-text=true
+          "-Dquarkus.security.users.embedded.users.$user=$pass"
+          "-Dquarkus.security.users.embedded.roles.$user=sr-admin"
+          "-Dquarkus.http.auth.permission.glassbox.paths=/apis/*"
+          -Dquarkus.http.auth.permission.glassbox.policy=authenticated)
+      fi
+      # Small and quick to start beside Kafka on 2 cores: C1 only and the serial GC (it serves a
+      # few schema look-ups), and a small H2 pool (Apicurio's default keeps 20 connections).
+      # Storage: SQL on in-memory H2, Apicurio's default: nothing survives a restart.
+      (cd "$STACK_DIR" && exec nohup "$REGISTRY_JAVA" "-Xmx${STACK_REGISTRY_HEAP:-384m}" -Xms64m \
+        -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+        -Dglassbox.stack.service=registry \
+        -Dquarkus.http.host=127.0.0.1 "-Dquarkus.http.port=$port" \
+        -Dapicurio.datasource.jdbc.initial-size=2 -Dapicurio.datasource.jdbc.min-size=2 \
+        -Dapicurio.datasource.jdbc.max-size=20 \
+        "${auth_opts[@]}" -jar "$jar" </dev/null >>"$log_file" 2>&1) &
+      ;;
   esac
   pid=$!
   echo "$pid" >"$STACK_DIR/$name.pid"
@@ -373,6 +442,13 @@ write_env() {
     fi
     if is_running alertmanager; then
       echo "export GLASSBOX_TEST_ALERTMANAGER_URL=http://127.0.0.1:$(port_of alertmanager)"
+    fi
+    if is_running registry; then
+      echo "export GLASSBOX_TEST_REGISTRY_URL=http://127.0.0.1:$(port_of registry)/apis/ccompat/v7"
+      if [ -n "$REGISTRY_AUTH" ]; then
+        echo "export GLASSBOX_TEST_REGISTRY_USER='${REGISTRY_AUTH%%:*}'"
+        echo "export GLASSBOX_TEST_REGISTRY_PASSWORD='${REGISTRY_AUTH#*:}'"
+      fi
     fi
     # Not servers: the OTLP tests start these themselves (same paths as the install scripts).
     local otelcol python

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The single test command of glassbox: ./integration/scripts/test-all.sh [cargo test args...]
-# Installs what is missing (install.sh: Debian packages, Apache Kafka's jars from Maven Central,
-# the embedding models, the OpenTelemetry Collector built from the Go module proxy and the
+# Installs what is missing (install.sh: Debian packages, Apache Kafka's jars and Apicurio
+# Registry from Maven Central, the embedding models, the OpenTelemetry Collector built from the Go module proxy and the
 # Python OTLP clients' venv from PyPI), starts a private stack (Apache Kafka 4.x in KRaft mode,
-# or tansu with GLASSBOX_TEST_BROKER=tansu; redis, influxdb, victoria-metrics, alertmanager) on
+# or tansu with GLASSBOX_TEST_BROKER=tansu; redis, influxdb, victoria-metrics, alertmanager, and
+# the Schema Registry) on
 # free ports in a fresh temp dir, exports its GLASSBOX_TEST_* variables (stack.sh's header lists
 # them; GLASSBOX_TEST_OTELCOL and GLASSBOX_TEST_PYTHON name the Collector and the clients'
 # python, which the OTLP tests, integration/tests/otlp.rs, start themselves),

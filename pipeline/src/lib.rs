@@ -27,6 +27,7 @@ pub mod loadgen;
 pub mod pricing;
 pub mod quality;
 pub mod records;
+pub mod registry;
 pub mod run;
 pub mod sinks;
 pub mod telemetry;

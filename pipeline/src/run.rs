@@ -135,11 +135,19 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
             "alert rules loaded"
         );
     }
+    let registry = if config.registry.enabled() {
+        tracing::info!(url = %config.registry.url, "schema registry for avro_registry records");
+        Some(Arc::new(
+            crate::registry::SchemaRegistry::new(&config.registry).map_err(PipelineError::Sink)?,
+        ))
+    } else {
+        None
+    };
     let config = Arc::new(config.clone());
     let base = Arc::new(base);
     let offsets = Arc::new(offsets);
     let workers = config.source.workers;
-    let board = Arc::new(std::sync::Mutex::new(CommitBoard::default()));
+    let board = Arc::new(std::sync::Mutex::new(CommitBoard::resuming(resume_ms)));
     let counters = handles.counters.clone();
     let guards = {
         let (config, base, board) = (config.clone(), base.clone(), board.clone());
@@ -157,6 +165,7 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
                     ledger: ledger.clone(),
                     rules: rules.clone(),
                     quality: quality.clone(),
+                    registry: registry.clone(),
                 },
             )
         })

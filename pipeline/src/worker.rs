@@ -196,6 +196,8 @@ pub(crate) struct Costing {
     pub(crate) ledger: Option<crate::sinks::redis::spend::SharedLedger>,
     pub(crate) rules: Option<Arc<Rules>>,
     pub(crate) quality: Option<QualityPlan>,
+    /// The schema registry client, shared by every worker's source.
+    pub(crate) registry: Option<Arc<crate::registry::SchemaRegistry>>,
 }
 
 /// The quality path's input: the spans the Kafka source hands over through `gate`, at the
@@ -351,6 +353,7 @@ pub(crate) fn run_worker(
         ledger,
         rules,
         quality,
+        registry,
     } = costing;
     let (index, peers) = (worker.index(), worker.peers());
     let counters = handles.counters.clone();
@@ -392,6 +395,7 @@ pub(crate) fn run_worker(
     let settings = SourceSettings {
         topic: config.kafka.input_topic.clone(),
         format: config.decode.format,
+        registry,
         deadletter_topic: config.kafka.deadletter_topic.as_str().into(),
         dims: dims.clone(),
         views: views.clone(),

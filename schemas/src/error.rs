@@ -118,6 +118,19 @@ pub enum DecodeError {
         /// What is wrong, and where (never a value of the record).
         message: String,
     },
+    /// An `avro_registry` record whose framing or Avro body is broken, or whose body does not
+    /// fit its registered schema.
+    #[error("invalid Avro: {message}")]
+    InvalidAvro {
+        /// What is wrong, and where (never a value of the record).
+        message: String,
+    },
+    /// An `avro_registry` record naming a schema id that the registry does not have.
+    #[error("schema id {id} is not in the registry")]
+    UnknownSchema {
+        /// The schema id of the record's framing.
+        id: u32,
+    },
     /// With `decode.format = "auto"`: a record that no enabled format claims.
     #[error("unknown format: {message}")]
     UnknownFormat {
@@ -128,7 +141,7 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// Every value [`DecodeError::reason`] can return, e.g. to register counters up front.
-    pub const REASONS: [&'static str; 12] = [
+    pub const REASONS: [&'static str; 14] = [
         "invalid_json",
         "missing_field",
         "bad_type",
@@ -140,6 +153,8 @@ impl DecodeError {
         "bad_id",
         "empty_id",
         "invalid_otlp",
+        "invalid_avro",
+        "unknown_schema",
         "unknown_format",
     ];
 
@@ -157,6 +172,8 @@ impl DecodeError {
             DecodeError::BadId { .. } => "bad_id",
             DecodeError::EmptyId { .. } => "empty_id",
             DecodeError::InvalidOtlp { .. } => "invalid_otlp",
+            DecodeError::InvalidAvro { .. } => "invalid_avro",
+            DecodeError::UnknownSchema { .. } => "unknown_schema",
             DecodeError::UnknownFormat { .. } => "unknown_format",
         }
     }
@@ -175,6 +192,8 @@ impl DecodeError {
             DecodeError::BeyondHorizon { .. } => Some("start_time_unix_nano"),
             DecodeError::InvalidJson { .. }
             | DecodeError::InvalidOtlp { .. }
+            | DecodeError::InvalidAvro { .. }
+            | DecodeError::UnknownSchema { .. }
             | DecodeError::UnknownFormat { .. } => None,
         }
     }

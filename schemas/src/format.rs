@@ -10,7 +10,10 @@
 //! - `0x0a`: field 1 (`resource_spans`), length-delimited: OTLP protobuf. A protobuf trace
 //!   request whose first field is anything else does not occur: the Collector and the SDKs
 //!   write only field 1 at the top level.
-//! - Anything else (an empty record, `0x00` of a Confluent-framed record, text, …): unknown.
+//! - `0x00`, when a schema registry is configured: Confluent-framed Avro (`avro_registry`;
+//!   magic byte 0, 4-byte schema id, Avro body). Without a registry such a record is unknown:
+//!   it could not be decoded.
+//! - Anything else (an empty record, text, …): unknown.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +35,8 @@ pub enum InputFormat {
     OtlpProto,
     /// One OTLP/JSON trace request per record.
     OtlpJson,
+    /// One Avro span per record in the Confluent wire format, its schema from the registry.
+    AvroRegistry,
 }
 
 impl InputFormat {
@@ -42,6 +47,7 @@ impl InputFormat {
             InputFormat::NativeJson => "native_json",
             InputFormat::OtlpProto => "otlp_proto",
             InputFormat::OtlpJson => "otlp_json",
+            InputFormat::AvroRegistry => "avro_registry",
         }
     }
 
@@ -97,21 +103,30 @@ impl JsonDecoder {
         bytes: &[u8],
         now_ms: u64,
     ) -> Result<Decoded, DecodeError> {
-        match format.resolve(bytes)? {
+        match format.resolve(bytes, false)? {
             InputFormat::NativeJson | InputFormat::Auto => self
                 .decode(bytes, now_ms)
                 .map(|s| Decoded::Span(Box::new(s))),
             InputFormat::OtlpProto => self.decode_otlp_proto(bytes, now_ms).map(Decoded::Batch),
             InputFormat::OtlpJson => self.decode_otlp_json(bytes, now_ms).map(Decoded::Batch),
+            // Its schema is the registry's: see `crate::avro` and `JsonDecoder::decode_avro`.
+            InputFormat::AvroRegistry => Err(DecodeError::InvalidAvro {
+                message: "an avro_registry record is decoded with its schema from the registry"
+                    .to_owned(),
+            }),
         }
     }
 }
 
 impl InputFormat {
     /// The format `bytes` are read as: this one, or with [`InputFormat::Auto`] the detected one
-    /// (`unknown_format` when no format claims the record).
-    pub fn resolve(self, bytes: &[u8]) -> Result<InputFormat, DecodeError> {
+    /// (`unknown_format` when no format claims the record). `avro`: a schema registry is
+    /// configured, so Confluent-framed Avro is one of the formats auto-detection knows.
+    pub fn resolve(self, bytes: &[u8], avro: bool) -> Result<InputFormat, DecodeError> {
         match self {
+            InputFormat::Auto if avro && bytes.first() == Some(&crate::CONFLUENT_MAGIC) => {
+                Ok(InputFormat::AvroRegistry)
+            }
             InputFormat::Auto => {
                 InputFormat::detect(bytes).ok_or_else(|| DecodeError::UnknownFormat {
                     message: describe(bytes),
@@ -130,7 +145,7 @@ impl InputFormat {
         match self {
             InputFormat::OtlpProto => crate::otlp::spans_alone(bytes, false, indices),
             InputFormat::OtlpJson => crate::otlp::spans_alone(bytes, true, indices),
-            InputFormat::Auto | InputFormat::NativeJson => Vec::new(),
+            InputFormat::Auto | InputFormat::NativeJson | InputFormat::AvroRegistry => Vec::new(),
         }
     }
 }
@@ -175,6 +190,31 @@ mod tests {
         for (bytes, want) in cases {
             assert_eq!(InputFormat::detect(bytes), want, "{bytes:?}");
         }
+    }
+
+    #[test]
+    fn confluent_framed_records_are_avro_only_when_a_registry_is_configured() {
+        let framed = b"\x00\x00\x00\x00\x07\x02ab";
+        assert_eq!(
+            InputFormat::Auto.resolve(framed, true),
+            Ok(InputFormat::AvroRegistry)
+        );
+        assert_eq!(
+            InputFormat::Auto
+                .resolve(framed, false)
+                .unwrap_err()
+                .reason(),
+            "unknown_format"
+        );
+        // The other formats are told as before, with a registry or without.
+        assert_eq!(
+            InputFormat::Auto.resolve(b"{}", true),
+            Ok(InputFormat::NativeJson)
+        );
+        assert_eq!(
+            InputFormat::Auto.resolve(b"\x0a\x00", true),
+            Ok(InputFormat::OtlpProto)
+        );
     }
 
     #[test]
@@ -272,6 +312,7 @@ mod tests {
             InputFormat::NativeJson,
             InputFormat::OtlpProto,
             InputFormat::OtlpJson,
+            InputFormat::AvroRegistry,
         ] {
             let json = serde_json::to_string(&f).unwrap();
             assert_eq!(json, format!("\"{}\"", f.as_str()));

@@ -134,6 +134,34 @@ impl JsonDecoder {
     }
 }
 
+impl JsonDecoder {
+    /// Decodes one span from a parsed value shaped like a native record (the Avro records of
+    /// `crate::avro`, converted): the same fields, aliases, limits and checks. A value that is
+    /// not shaped like one is refused with `not_a_span` (never quoting it).
+    pub(crate) fn decode_value(
+        &self,
+        value: &serde_json::Value,
+        now_ms: u64,
+        not_a_span: impl FnOnce() -> DecodeError,
+    ) -> Result<Span, DecodeError> {
+        let mut draft = Draft::new(self.limits.max_tokens);
+        if self.text.keep_text {
+            draft.text = Some(Box::new(TextDraft::new(self.text)));
+        }
+        let read = RecordSeed { draft: &mut draft }.deserialize(value);
+        if let Some(error) = draft.error.take() {
+            return Err(error);
+        }
+        if read.is_err() {
+            return Err(match draft.context {
+                Some((field, expected)) => DecodeError::BadType { field, expected },
+                None => not_a_span(),
+            });
+        }
+        draft.finish(&self.limits, now_ms)
+    }
+}
+
 /// Parks a semantic error in the draft and aborts the parse (see the module docs).
 macro_rules! tri {
     ($draft:expr, $result:expr) => {

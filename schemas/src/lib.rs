@@ -31,6 +31,7 @@
 //! assert_eq!(span.dimension("tenant"), Some("acme"));
 //! ```
 
+mod avro;
 mod conventions;
 mod error;
 mod format;
@@ -39,6 +40,7 @@ mod otlp;
 mod span;
 mod text;
 
+pub use avro::{CONFLUENT_MAGIC, SPAN_AVSC, confluent_frame, confluent_framed, span_schema};
 pub use conventions::{ATTRIBUTE_ALIASES, CONTENT_ATTRIBUTE_PREFIXES, is_content_attribute};
 pub use error::{DecodeError, Horizon};
 pub use format::{Decoded, InputFormat};

@@ -22,6 +22,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod quality;
 pub mod redis;
+pub mod registry;
 pub mod secret;
 
 use std::collections::BTreeMap;
@@ -94,6 +95,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// RAG faithfulness and user feedback (see `quality`).
     pub quality: QualityConfig,
+    /// The schema registry of `avro_registry` records (see `registry`).
+    pub registry: registry::RegistryConfig,
 }
 
 impl Config {
@@ -265,6 +268,15 @@ impl Config {
             }
         }
         self.cost.validate()?;
+        self.registry.validate()?;
+        if self.decode.format == glassbox_schemas::InputFormat::AvroRegistry
+            && !self.registry.enabled()
+        {
+            return bad(
+                "registry.url",
+                "decode.format = \"avro_registry\" needs the schema registry's URL".into(),
+            );
+        }
         let (dims, views) = (self.metrics.dimensions(), self.metrics.views());
         self.alerts.validate(&dims, &views)?;
         if !self.quality.enabled

@@ -93,6 +93,20 @@ pub struct CommitBoard {
 }
 
 impl CommitBoard {
+    /// The board of a process that resumed with windows before `resume_ms` already durable:
+    /// the stored frontier never goes back below it. (Starting at 0 it did: the first commits
+    /// after a restart stored a smaller frontier, and a second crash then re-emitted windows
+    /// between the two that it could no longer rebuild whole.) Both halves of the argument
+    /// above hold: windows before `resume_ms` were durable before the restart, and a record
+    /// skipped as already durable (derived time below `resume_ms`) feeds no window at or
+    /// after it.
+    pub fn resuming(resume_ms: u64) -> Self {
+        Self {
+            frontier: resume_ms,
+            ..Self::default()
+        }
+    }
+
     /// A worker's commit points and frontier.
     pub fn deposit(&mut self, points: impl IntoIterator<Item = (i32, i64)>, frontier: u64) {
         for (partition, offset) in points {
@@ -178,6 +192,15 @@ mod tests {
         // offset 1's window (60) is durable, but offset 0's (300) is not: nothing may be committed.
         assert_eq!(t.commit_point(Some(100)), Some(0));
         assert_eq!(t.commit_point(Some(301)), Some(2));
+    }
+
+    #[test]
+    fn after_a_restart_the_stored_frontier_never_goes_back() {
+        let mut b = CommitBoard::resuming(600);
+        b.deposit([(0, 10)], 120);
+        assert_eq!(b.take(), Some((BTreeMap::from([(0, 10)]), 600)));
+        b.deposit([(0, 11)], 900);
+        assert_eq!(b.take(), Some((BTreeMap::from([(0, 11)]), 900)));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use glassbox_operators::metrics::panes::pane_end;
 use glassbox_operators::{Dimensions, FeedbackInput, SpanFacts, TraceSpan, Views};
 
 use glassbox_operators::quality::QualityInput;
-use glassbox_schemas::{Decoded, InputFormat, JsonDecoder, Span};
+use glassbox_schemas::{DecodeError, Decoded, InputFormat, JsonDecoder, Span, confluent_frame};
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -37,7 +37,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::kafka::offsets::CommitBoard;
 use crate::kafka::outbox::{Outbox, Tag};
-use crate::kafka::watermark::{Ends, Partition, Watermark};
+use crate::kafka::watermark::{Ends, Held, Partition, Watermark};
+use crate::registry::{Lookup, SchemaRegistry};
 use crate::telemetry::Counters;
 
 /// Milliseconds since the Unix epoch, now.
@@ -76,6 +77,8 @@ pub struct SourceSettings {
     pub topic: String,
     /// The input records' format (`decode.format`).
     pub format: InputFormat,
+    /// The schema registry of `avro_registry` records, when one is configured.
+    pub registry: Option<Arc<SchemaRegistry>>,
     /// Dead-letter topic.
     pub deadletter_topic: Arc<str>,
     /// Series dimensions.
@@ -116,7 +119,7 @@ pub struct SourceSettings {
 pub struct KafkaSource {
     consumer: Arc<BaseConsumer>,
     /// One queue per owned partition, read round-robin so that no partition starves another.
-    queues: Vec<PartitionQueue<DefaultConsumerContext>>,
+    queues: Vec<(i32, PartitionQueue<DefaultConsumerContext>)>,
     inner: Inner,
     watermark: Watermark,
     finished: bool,
@@ -170,6 +173,7 @@ impl KafkaSource {
             .map(|(p, _)| {
                 consumer
                     .split_partition_queue(&settings.topic, *p)
+                    .map(|q| (*p, q))
                     .ok_or(KafkaError::Subscription(format!(
                         "cannot split the queue of partition {p}"
                     )))
@@ -229,17 +233,42 @@ impl KafkaSource {
             }
         } else {
             let now_ms = now_ms();
+            // The main queue first: it holds any record fetched before the partition queues
+            // were split off, and those come before every record of their partition's own
+            // queue. The commit bookkeeping and the watermark rely on each partition's records
+            // arriving in offset order; read the other way round, offsets k.. could be counted
+            // (and k committed) before 0..k were.
+            while let Some(result) = self.consumer.poll(Duration::ZERO) {
+                records += 1;
+                self.inner.message(result, cap_time, now_ms, out);
+            }
             let budget = (self.inner.settings.max_records / self.queues.len().max(1)).max(1);
-            for queue in &self.queues {
+            for (partition, queue) in &self.queues {
+                // Records waiting for their schema first; while one still waits, the
+                // partition is not read further, and it is not idle: it is paused.
+                if !self.inner.retry_held(*partition, cap_time, now_ms, out) {
+                    if let Some(p) = self.inner.partitions.get_mut(partition) {
+                        p.last_record = Instant::now();
+                    }
+                    continue;
+                }
                 for _ in 0..budget {
                     let Some(result) = queue.poll(Duration::ZERO) else {
                         break;
                     };
                     records += 1;
                     self.inner.message(result, cap_time, now_ms, out);
+                    if self
+                        .inner
+                        .partitions
+                        .get(partition)
+                        .is_some_and(|p| !p.held.is_empty())
+                    {
+                        break;
+                    }
                 }
             }
-            // The main queue serves callbacks, and any record fetched before the split.
+            // Callbacks that arrived meanwhile.
             while let Some(result) = self.consumer.poll(Duration::ZERO) {
                 records += 1;
                 self.inner.message(result, cap_time, now_ms, out);
@@ -324,15 +353,28 @@ impl Inner {
             Ok(msg) => {
                 let key = msg.key().unwrap_or_default();
                 let payload = msg.payload().unwrap_or_default();
-                self.record(
-                    msg.partition(),
-                    msg.offset(),
-                    key,
-                    payload,
-                    cap_time,
-                    now_ms,
-                    out,
-                );
+                let (partition, offset) = (msg.partition(), msg.offset());
+                let hold = |p: &mut Partition| {
+                    p.held.push_back(Held {
+                        offset,
+                        key: key.to_vec(),
+                        payload: payload.to_vec(),
+                    })
+                };
+                // Behind a held record, a record waits its turn (the main queue can still
+                // deliver records of a paused partition).
+                if let Some(p) = self.partitions.get_mut(&partition)
+                    && !p.held.is_empty()
+                {
+                    hold(p);
+                    return;
+                }
+                let read = self.record(partition, offset, key, payload, cap_time, now_ms, out);
+                if read == Read::Held
+                    && let Some(p) = self.partitions.get_mut(&partition)
+                {
+                    hold(p);
+                }
             }
             Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
         }
@@ -348,16 +390,28 @@ impl Inner {
         cap_time: u64,
         now_ms: u64,
         out: &mut Vec<SpanFacts>,
-    ) {
+    ) -> Read {
         let Some(p) = self.partitions.get_mut(&partition) else {
             tracing::error!(
                 partition,
                 "record from a partition this worker does not own"
             );
-            return;
+            return Read::Done;
         };
         p.last_record = Instant::now();
         let first = p.position.is_none();
+        if let Some(expected) = p.position
+            && offset + 1 < expected
+            && p.held.is_empty()
+        {
+            // Never expected: the commit bookkeeping assumes offset order.
+            tracing::error!(
+                partition,
+                expected,
+                got = offset,
+                "an input record arrived out of offset order"
+            );
+        }
         if let Some(expected) = p.position
             && offset > expected
         {
@@ -369,10 +423,32 @@ impl Inner {
                 "offset gap in the input partition"
             );
         }
-        p.position = Some(offset + 1);
+        p.position = Some(p.position.map_or(offset + 1, |next| next.max(offset + 1)));
         if offset < p.skip_below {
-            return; // read before the restart, and committed: rewound past on purpose
+            return Read::Done; // read before the restart, and committed: rewound past on purpose
         }
+        let resolved = self
+            .settings
+            .format
+            .resolve(payload, self.settings.registry.is_some());
+        let (format, decoded) = match resolved {
+            Err(e) => (None, Err(e)),
+            Ok(InputFormat::AvroRegistry) => match self.avro(payload, now_ms) {
+                None => return Read::Held,
+                Some(span) => (
+                    Some(InputFormat::AvroRegistry),
+                    span.map(|s| Decoded::Span(Box::new(s))),
+                ),
+            },
+            Ok(format) => (
+                Some(format),
+                self.decoder.decode_as(format, payload, now_ms),
+            ),
+        };
+        let p = self
+            .partitions
+            .get_mut(&partition)
+            .expect("owned partition");
         Counters::inc(&self.counters.consumed);
         if first && offset > p.skip_below && matches!(p.start, Offset::Offset(_)) {
             tracing::error!(
@@ -382,21 +458,14 @@ impl Inner {
                 "the broker skipped records after the committed offset; raise source.resume_rewind_records"
             );
         }
-        let format = match self.settings.format.resolve(payload) {
-            Ok(format) => format,
-            Err(e) => {
-                let letter = Letter::record(payload, e.reason(), e.to_string(), None);
+        let (format, decoded) = match (format, decoded) {
+            (Some(format), Ok(decoded)) => (format, decoded),
+            (format, Err(e)) => {
+                let letter = Letter::record(payload, e.reason(), e.to_string(), format);
                 self.dead_letter(partition, offset, key, letter);
-                return;
+                return Read::Done;
             }
-        };
-        let decoded = match self.decoder.decode_as(format, payload, now_ms) {
-            Ok(decoded) => decoded,
-            Err(e) => {
-                let letter = Letter::record(payload, e.reason(), e.to_string(), Some(format));
-                self.dead_letter(partition, offset, key, letter);
-                return;
-            }
+            (None, Ok(_)) => unreachable!("a decoded record has a format"),
         };
         let derived = match decoded {
             Decoded::Span(span) => match self.span(partition, *span, cap_time, out) {
@@ -456,6 +525,57 @@ impl Inner {
             .expect("owned partition")
             .commits
             .consumed(offset, derived);
+        Read::Done
+    }
+
+    /// An `avro_registry` record's span, or `None` while its schema is being fetched (the
+    /// record is then held, see [`Inner::retry_held`]).
+    fn avro(&self, payload: &[u8], now_ms: u64) -> Option<Result<Span, DecodeError>> {
+        let registry = self.settings.registry.as_ref()?;
+        let (id, body) = match confluent_frame(payload) {
+            Ok(frame) => frame,
+            Err(e) => return Some(Err(e)),
+        };
+        match registry.lookup(id) {
+            Lookup::Pending => None,
+            Lookup::Unknown(_) => Some(Err(DecodeError::UnknownSchema { id })),
+            Lookup::Ready(schema) => Some(self.decoder.decode_avro(&schema, id, body, now_ms)),
+        }
+    }
+
+    /// Handles the records `partition` holds, oldest first, as far as their schemas are known;
+    /// `true` when none is held any more.
+    fn retry_held(
+        &mut self,
+        partition: i32,
+        cap_time: u64,
+        now_ms: u64,
+        out: &mut Vec<SpanFacts>,
+    ) -> bool {
+        loop {
+            let Some(held) = self
+                .partitions
+                .get_mut(&partition)
+                .and_then(|p| p.held.pop_front())
+            else {
+                return true;
+            };
+            let read = self.record(
+                partition,
+                held.offset,
+                &held.key,
+                &held.payload,
+                cap_time,
+                now_ms,
+                out,
+            );
+            if read == Read::Held {
+                if let Some(p) = self.partitions.get_mut(&partition) {
+                    p.held.push_front(held);
+                }
+                return false;
+            }
+        }
     }
 
     /// One decoded span of a record read from `partition`: into `out` (and the quality path),
@@ -582,6 +702,15 @@ impl Inner {
             Tag::DeadLetter { partition, offset },
         );
     }
+}
+
+/// Whether a record was handled, or is held until its schema is known.
+#[derive(Debug, PartialEq, Eq)]
+enum Read {
+    /// Counted, skipped or dead-lettered.
+    Done,
+    /// Waiting for its schema.
+    Held,
 }
 
 /// What became of one decoded span.

@@ -29,6 +29,20 @@ pub struct Partition {
     /// Records below this offset were read before a restart (we rewound past them on purpose,
     /// see `source.resume_rewind_records`): they are discarded unprocessed.
     pub skip_below: i64,
+    /// Records read but not yet handled, oldest first: they wait for their schema from the
+    /// registry, and while any waits the partition is not read further (nor idle).
+    pub held: std::collections::VecDeque<Held>,
+}
+
+/// A record held back until it can be decoded (its schema is being fetched).
+#[derive(Debug)]
+pub struct Held {
+    /// Its offset.
+    pub offset: i64,
+    /// Its key.
+    pub key: Vec<u8>,
+    /// Its value.
+    pub payload: Vec<u8>,
 }
 
 /// What the broker and the consumer say of a partition's ends.
@@ -56,6 +70,7 @@ impl Partition {
                 Offset::Offset(c) => c,
                 _ => 0,
             },
+            held: std::collections::VecDeque::new(),
         }
     }
 
