@@ -61,6 +61,13 @@ enum Command {
         /// RNG seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Record encoding: `json` (native) or `avro` (Confluent-framed, needs `--registry`).
+        #[arg(long, default_value = "json", value_parser = ["json", "avro"])]
+        format: String,
+        /// Schema registry URL for `--format avro` (the Confluent-compatible API); basic auth
+        /// from GLASSBOX_REGISTRY__USERNAME / GLASSBOX_REGISTRY__PASSWORD if set.
+        #[arg(long)]
+        registry: Option<String>,
     },
     /// Answer quality tools.
     Faithfulness {
@@ -104,6 +111,26 @@ fn init_logging() {
         .init();
 }
 
+/// The loadgen's encoding from its flags: the registry's auth comes from the same environment
+/// overrides as `glassbox run`'s `[registry]` section.
+fn loadgen_encoding(
+    format: &str,
+    registry: Option<String>,
+) -> Result<crate::loadgen::Encoding, String> {
+    match (format, registry) {
+        ("json", _) => Ok(crate::loadgen::Encoding::Json),
+        ("avro", Some(url)) => {
+            let mut config = Config::load(None, std::env::vars())
+                .map_err(|e| e.to_string())?
+                .registry;
+            config.url = url;
+            Ok(crate::loadgen::Encoding::Avro(config))
+        }
+        ("avro", None) => Err("--format avro needs --registry URL".into()),
+        (other, _) => Err(format!("unknown --format {other}")),
+    }
+}
+
 /// Parses the command line and runs the command; the `glassbox` binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -137,8 +164,19 @@ pub fn main() -> ExitCode {
             rate,
             count,
             seed,
-        } => crate::loadgen::publish(&brokers, &topic, rate, count, seed, &handles.shutdown)
-            .map_err(|e| e.to_string()),
+            format,
+            registry,
+        } => loadgen_encoding(&format, registry).and_then(|encoding| {
+            crate::loadgen::publish(
+                &brokers,
+                &topic,
+                rate,
+                count,
+                seed,
+                &encoding,
+                &handles.shutdown,
+            )
+        }),
         Command::Faithfulness {
             command: FaithfulnessCommand::Eval { file, config },
         } => Config::load(config.as_deref(), std::env::vars())

@@ -94,36 +94,7 @@ impl SchemaRegistry {
     /// Resolves the credentials and starts the fetcher thread. The error names the field.
     pub fn new(config: &RegistryConfig) -> Result<Self, String> {
         config.validate().map_err(|e| e.to_string())?;
-        let credentials = match (&config.token, &config.username) {
-            (Some(token), _) => Some(format!("Bearer {}", token.resolve("registry.token")?)),
-            (None, Some(user)) => {
-                let password = match &config.password {
-                    Some(p) => p.resolve("registry.password")?,
-                    None => String::new(),
-                };
-                Some(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-                ))
-            }
-            (None, None) => None,
-        };
-        let authorization = credentials
-            .map(|c| {
-                let mut value = ureq::http::HeaderValue::from_str(&c).map_err(|_| {
-                    "`registry.token`/`registry.password`: characters not allowed in an HTTP header"
-                        .to_owned()
-                })?;
-                value.set_sensitive(true);
-                Ok::<_, String>(value)
-            })
-            .transpose()?;
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_millis(config.timeout_ms)))
-            .http_status_as_error(false)
-            .user_agent(concat!("glassbox/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let (agent, authorization) = client(config)?;
         let url = config.url.trim().trim_end_matches('/').to_owned();
         let cache = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -164,6 +135,80 @@ impl SchemaRegistry {
         let _ = self.requests.lock().expect("registry queue lock").send(id);
         Lookup::Pending
     }
+}
+
+/// The HTTP client and the `Authorization` header of `config` (secrets resolved; the error
+/// names the field, never the secret).
+fn client(
+    config: &RegistryConfig,
+) -> Result<(ureq::Agent, Option<ureq::http::HeaderValue>), String> {
+    let credentials = match (&config.token, &config.username) {
+        (Some(token), _) => Some(format!("Bearer {}", token.resolve("registry.token")?)),
+        (None, Some(user)) => {
+            let password = match &config.password {
+                Some(p) => p.resolve("registry.password")?,
+                None => String::new(),
+            };
+            Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            ))
+        }
+        (None, None) => None,
+    };
+    let authorization = credentials
+        .map(|c| {
+            let mut value = ureq::http::HeaderValue::from_str(&c).map_err(|_| {
+                "`registry.token`/`registry.password`: characters not allowed in an HTTP header"
+                    .to_owned()
+            })?;
+            value.set_sensitive(true);
+            Ok::<_, String>(value)
+        })
+        .transpose()?;
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_millis(config.timeout_ms)))
+        .http_status_as_error(false)
+        .user_agent(concat!("glassbox/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    Ok((agent, authorization))
+}
+
+/// Registers the Avro schema `schema` (its JSON text) under `subject`
+/// (`POST {url}/subjects/{subject}/versions`) and returns its id; registering a schema the
+/// subject already has returns the id it has. For producers: `glassbox loadgen --format avro`,
+/// the tests and benches.
+pub fn register(config: &RegistryConfig, subject: &str, schema: &str) -> Result<u32, String> {
+    config.validate().map_err(|e| e.to_string())?;
+    let (agent, authorization) = client(config)?;
+    let url = format!(
+        "{}/subjects/{subject}/versions",
+        config.url.trim().trim_end_matches('/')
+    );
+    let mut request = agent
+        .post(&url)
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json");
+    if let Some(auth) = authorization {
+        request = request.header("Authorization", auth);
+    }
+    let body = serde_json::json!({ "schema": schema, "schemaType": "AVRO" }).to_string();
+    let mut response = request
+        .send(body.as_bytes())
+        .map_err(|e| format!("registering under {subject}: {e}"))?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    if status != 200 {
+        return Err(format!(
+            "registering under {subject}: HTTP {status}: {text}"
+        ));
+    }
+    let answer: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|_| format!("registering under {subject}: not JSON"))?;
+    answer["id"]
+        .as_u64()
+        .and_then(|id| u32::try_from(id).ok())
+        .ok_or_else(|| format!("registering under {subject}: no id in the answer"))
 }
 
 impl Fetcher {

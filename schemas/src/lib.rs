@@ -40,7 +40,9 @@ mod otlp;
 mod span;
 mod text;
 
-pub use avro::{CONFLUENT_MAGIC, SPAN_AVSC, confluent_frame, confluent_framed, span_schema};
+pub use avro::{
+    CONFLUENT_MAGIC, SPAN_AVSC, confluent_frame, confluent_framed, native_to_avro, span_schema,
+};
 pub use conventions::{ATTRIBUTE_ALIASES, CONTENT_ATTRIBUTE_PREFIXES, is_content_attribute};
 pub use error::{DecodeError, Horizon};
 pub use format::{Decoded, InputFormat};
