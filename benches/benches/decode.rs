@@ -1,6 +1,6 @@
 //! Decoding: `JsonDecoder::decode` of generated native JSON spans, the same spans as OTLP
 //! batches (`decode_otlp_proto`, `decode_otlp_json`, 64 spans a record as a Collector batches
-//! them), and `SpanFacts::from_span`.
+//! them), the same spans as Confluent-framed Avro (`decode_avro`), and `SpanFacts::from_span`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -143,6 +143,25 @@ fn decode(c: &mut Criterion) {
             },
         );
     }
+    // Avro in the Confluent framing, the schema already in the registry client's cache: the
+    // framing cut, the body decoded with its writer schema, the fields mapped by name.
+    let schema = glassbox_schemas::span_schema();
+    let avro: Vec<Vec<u8>> = input
+        .iter()
+        .map(|p| {
+            let body = glassbox_schemas::native_to_avro(p, &schema).expect("the span fits");
+            glassbox_schemas::confluent_framed(1, &body)
+        })
+        .collect();
+    let bytes: usize = avro.iter().map(Vec::len).sum();
+    g.bench_function(format!("avro_decode/{N}_spans_{}B_avg", bytes / N), |b| {
+        b.iter(|| {
+            for r in &avro {
+                let (id, body) = glassbox_schemas::confluent_frame(black_box(r)).expect("framed");
+                black_box(decoder.decode_avro(&schema, id, body, 0).expect("decodes"));
+            }
+        })
+    });
     // prost's part alone: what parsing the protobuf costs before any mapping.
     g.bench_function(format!("otlp_proto_prost_only/{N}_spans"), |b| {
         b.iter(|| {

@@ -115,7 +115,9 @@ fn avro_spans_of_three_schema_versions_count_exactly_through_a_registry_outage()
     let subject = unique("avro-spans-value");
     let older = schema_version(|fields| fields.retain(|f| f["name"] != "name"));
     let newer = schema_version(|fields| {
-        fields.push(serde_json::json!({"name": "region", "type": ["null", "string"], "default": null}))
+        fields.push(
+            serde_json::json!({"name": "region", "type": ["null", "string"], "default": null}),
+        )
     });
     let register = |schema: &str| glassbox::registry::register(&direct, &subject, schema).unwrap();
     let (older_id, shipped_id) = (register(&older), register(SPAN_AVSC));

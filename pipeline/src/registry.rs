@@ -320,3 +320,77 @@ impl Fetcher {
             .map_err(|_| Failure::Unknown(format!("schema {id} is not a valid Avro schema")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::secret::Secret;
+
+    fn config(url: &str) -> RegistryConfig {
+        RegistryConfig {
+            url: url.into(),
+            ..RegistryConfig::default()
+        }
+    }
+
+    #[test]
+    fn credentials_become_one_sensitive_header_from_their_secrets() {
+        let (_, none) = client(&config("http://r:8081")).unwrap();
+        assert!(none.is_none());
+        let file = std::env::temp_dir().join(format!("glassbox-registry-{}", std::process::id()));
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let basic = RegistryConfig {
+            username: Some("key".into()),
+            password: Some(Secret::new(format!("file:{}", file.display()))),
+            ..config("https://r")
+        };
+        let (_, header) = client(&basic).unwrap();
+        let header = header.unwrap();
+        assert!(header.is_sensitive(), "never printed by the HTTP client");
+        assert_eq!(
+            header.to_str().unwrap(),
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("key:s3cret")
+            )
+        );
+        let bearer = RegistryConfig {
+            token: Some(Secret::new("tok-1")),
+            ..config("https://r")
+        };
+        assert_eq!(
+            client(&bearer).unwrap().1.unwrap().to_str().unwrap(),
+            "Bearer tok-1"
+        );
+        // A missing secret names the field, never a value.
+        let missing = RegistryConfig {
+            token: Some(Secret::new("env:GLASSBOX_NO_SUCH_VARIABLE_EVER")),
+            ..config("https://r")
+        };
+        let e = client(&missing).unwrap_err();
+        assert!(e.contains("registry.token"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_registry_config_is_named() {
+        let e = |c: RegistryConfig| c.validate().unwrap_err().to_string();
+        assert!(e(config("registry:8081")).contains("registry.url"));
+        assert!(e(config("http://user:pw@registry")).contains("registry.url"));
+        assert!(
+            e(RegistryConfig {
+                token: Some(Secret::new("t")),
+                username: Some("u".into()),
+                ..config("http://r")
+            })
+            .contains("registry.token")
+        );
+        assert!(
+            e(RegistryConfig {
+                retry_max_ms: 10,
+                ..config("http://r")
+            })
+            .contains("registry.retry")
+        );
+        assert!(config("").validate().is_ok(), "off");
+    }
+}
