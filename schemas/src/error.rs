@@ -141,7 +141,7 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// Every value [`DecodeError::reason`] can return, e.g. to register counters up front.
-    pub const REASONS: [&'static str; 14] = [
+    pub const REASONS: [&'static str; 15] = [
         "invalid_json",
         "missing_field",
         "bad_type",
@@ -150,6 +150,7 @@ impl DecodeError {
         "negative_tokens",
         "absurd_tokens",
         "beyond_horizon",
+        "future",
         "bad_id",
         "empty_id",
         "invalid_otlp",
@@ -168,6 +169,10 @@ impl DecodeError {
             DecodeError::EndBeforeStart { .. } => "end_before_start",
             DecodeError::NegativeTokens { .. } => "negative_tokens",
             DecodeError::AbsurdTokens { .. } => "absurd_tokens",
+            DecodeError::BeyondHorizon {
+                direction: Horizon::Future,
+                ..
+            } => "future",
             DecodeError::BeyondHorizon { .. } => "beyond_horizon",
             DecodeError::BadId { .. } => "bad_id",
             DecodeError::EmptyId { .. } => "empty_id",

@@ -41,7 +41,10 @@ pub struct DecodeLimits {
     pub max_tokens: u64,
     /// Oldest accepted span start, in ms before the decoder's clock. Default 7 days.
     pub horizon_past_ms: u64,
-    /// Latest accepted span start, in ms after the decoder's clock. Default 10 minutes.
+    /// Latest accepted span start, in ms after the decoder's clock: the clock skew allowed
+    /// between a client and glassbox. Default 5 seconds. A span cannot have started after it
+    /// was read, and one that claims to would move its partition's event time (and so the
+    /// watermark) ahead of every honest client: it is refused as `future` instead.
     pub horizon_future_ms: u64,
 }
 
@@ -50,7 +53,7 @@ impl Default for DecodeLimits {
         Self {
             max_tokens: 10_000_000,
             horizon_past_ms: 7 * 24 * 60 * 60 * 1000,
-            horizon_future_ms: 10 * 60 * 1000,
+            horizon_future_ms: 5_000,
         }
     }
 }
@@ -2531,7 +2534,7 @@ mod tests {
         let decoder = JsonDecoder::default();
         let limits = *decoder.limits();
         assert_eq!(limits.horizon_past_ms, 604_800_000);
-        assert_eq!(limits.horizon_future_ms, 600_000);
+        assert_eq!(limits.horizon_future_ms, 5_000);
         let at = |start_ms: u64| {
             let start = start_ms * 1_000_000;
             let record = format!(
@@ -2540,7 +2543,7 @@ mod tests {
             decoder.decode(record.as_bytes(), NOW)
         };
         assert!(at(NOW - 604_800_000).is_ok());
-        assert!(at(NOW + 600_000).is_ok());
+        assert!(at(NOW + 5_000).is_ok());
         let past = at(NOW - 604_800_001).unwrap_err();
         assert_eq!(
             past,
@@ -2552,15 +2555,19 @@ mod tests {
             }
         );
         assert_eq!(past.reason(), "beyond_horizon");
+        let future = at(NOW + 5_001).unwrap_err();
         assert_eq!(
-            at(NOW + 600_001).unwrap_err(),
+            future,
             DecodeError::BeyondHorizon {
-                start_ms: NOW + 600_001,
+                start_ms: NOW + 5_001,
                 now_ms: NOW,
-                limit_ms: 600_000,
+                limit_ms: 5_000,
                 direction: Horizon::Future
             }
         );
+        assert_eq!(future.reason(), "future");
+        // The defect of issue #14: a client nine minutes ahead.
+        assert_eq!(at(NOW + 9 * 60_000).unwrap_err().reason(), "future");
         assert_eq!(at(0).unwrap_err().reason(), "beyond_horizon");
         // A clock near zero or near the end of time does not overflow.
         let record = format!(
