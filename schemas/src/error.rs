@@ -83,6 +83,18 @@ pub enum DecodeError {
         /// The configured limit.
         max: u64,
     },
+    /// A duration (the span's, or its time to first token) above
+    /// [`crate::DecodeLimits::max_duration_ms`]: a broken clock or a hostile record, whose
+    /// microseconds would otherwise overflow the window's sums.
+    #[error("`{field}` of {value_ms} ms is above the limit of {max_ms} ms")]
+    AbsurdDuration {
+        /// `end_time_unix_nano` (the span's duration) or the TTFT attribute.
+        field: &'static str,
+        /// The duration, ms.
+        value_ms: u64,
+        /// The configured limit, ms.
+        max_ms: u64,
+    },
     /// The span starts outside the accepted window around the decoder's clock.
     #[error(
         "span start {start_ms} ms is beyond the {direction} horizon (now {now_ms} ms, limit {limit_ms} ms)"
@@ -141,7 +153,7 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// Every value [`DecodeError::reason`] can return, e.g. to register counters up front.
-    pub const REASONS: [&'static str; 15] = [
+    pub const REASONS: [&'static str; 16] = [
         "invalid_json",
         "missing_field",
         "bad_type",
@@ -149,6 +161,7 @@ impl DecodeError {
         "end_before_start",
         "negative_tokens",
         "absurd_tokens",
+        "absurd_duration",
         "beyond_horizon",
         "future",
         "bad_id",
@@ -169,6 +182,7 @@ impl DecodeError {
             DecodeError::EndBeforeStart { .. } => "end_before_start",
             DecodeError::NegativeTokens { .. } => "negative_tokens",
             DecodeError::AbsurdTokens { .. } => "absurd_tokens",
+            DecodeError::AbsurdDuration { .. } => "absurd_duration",
             DecodeError::BeyondHorizon {
                 direction: Horizon::Future,
                 ..
@@ -191,6 +205,7 @@ impl DecodeError {
             | DecodeError::BadValue { field, .. }
             | DecodeError::NegativeTokens { field, .. }
             | DecodeError::AbsurdTokens { field, .. }
+            | DecodeError::AbsurdDuration { field, .. }
             | DecodeError::BadId { field, .. }
             | DecodeError::EmptyId { field } => Some(field),
             DecodeError::EndBeforeStart { .. } => Some("end_time_unix_nano"),

@@ -46,6 +46,9 @@ pub struct DecodeLimits {
     /// was read, and one that claims to would move its partition's event time (and so the
     /// watermark) ahead of every honest client: it is refused as `future` instead.
     pub horizon_future_ms: u64,
+    /// Longest accepted span duration and time to first token, ms. Default 24 hours. With it
+    /// (and `max_tokens`) a series' window sums cannot overflow below 10^8 spans per window.
+    pub max_duration_ms: u64,
 }
 
 impl Default for DecodeLimits {
@@ -54,6 +57,7 @@ impl Default for DecodeLimits {
             max_tokens: 10_000_000,
             horizon_past_ms: 7 * 24 * 60 * 60 * 1000,
             horizon_future_ms: 5_000,
+            max_duration_ms: 86_400_000,
         }
     }
 }
@@ -416,6 +420,21 @@ impl Draft {
             .transpose()?;
         if end < start {
             return Err(DecodeError::EndBeforeStart { start, end });
+        }
+        let max_ns = limits.max_duration_ms.saturating_mul(1_000_000);
+        for (field, ns) in [
+            ("end_time_unix_nano", Some(end - start)),
+            ("ttft", ttft_ns.value),
+        ] {
+            if let Some(ns) = ns
+                && ns > max_ns
+            {
+                return Err(DecodeError::AbsurdDuration {
+                    field,
+                    value_ms: ns / 1_000_000,
+                    max_ms: limits.max_duration_ms,
+                });
+            }
         }
         let start_ms = start / 1_000_000;
         if start_ms < now_ms.saturating_sub(limits.horizon_past_ms) {
@@ -2581,6 +2600,33 @@ mod tests {
                 .reason(),
             "beyond_horizon"
         );
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_before_they_overflow_a_sum() {
+        // Issue #14, defect 6: ~550 spans ending at u64::MAX wrapped the latency sum.
+        let record = |end: &str, attributes: &str| {
+            format!(
+                r#"{{"trace_id":"{TRACE}","span_id":"{SPAN}","start_time_unix_nano":{START},"end_time_unix_nano":{end},"attributes":{attributes}}}"#
+            )
+        };
+        let e = decode(&record(&u64::MAX.to_string(), "{}")).unwrap_err();
+        assert_eq!(e.reason(), "absurd_duration");
+        assert_eq!(e.field(), Some("end_time_unix_nano"));
+        let day_ns = 86_400_000_000_000u64;
+        assert!(decode(&record(&(START + day_ns).to_string(), "{}")).is_ok());
+        assert_eq!(
+            decode(&record(&(START + day_ns + 1_000_000).to_string(), "{}"))
+                .unwrap_err()
+                .reason(),
+            "absurd_duration"
+        );
+        let e = decode(&record(
+            &END.to_string(),
+            r#"{"gen_ai.response.time_to_first_chunk":1e6}"#,
+        ))
+        .unwrap_err();
+        assert_eq!((e.reason(), e.field()), ("absurd_duration", Some("ttft")));
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct DecodeConfig {
     pub horizon_past_ms: u64,
     /// Spans that start further in the future than this are dead-lettered (ms).
     pub horizon_future_ms: u64,
+    /// Spans (or TTFTs) longer than this are dead-lettered as `absurd_duration` (ms).
+    pub max_duration_ms: u64,
 }
 
 impl Default for DecodeConfig {
@@ -28,6 +30,7 @@ impl Default for DecodeConfig {
             max_tokens: d.max_tokens,
             horizon_past_ms: d.horizon_past_ms,
             horizon_future_ms: d.horizon_future_ms,
+            max_duration_ms: d.max_duration_ms,
         }
     }
 }
@@ -39,6 +42,7 @@ impl DecodeConfig {
             max_tokens: self.max_tokens,
             horizon_past_ms: self.horizon_past_ms,
             horizon_future_ms: self.horizon_future_ms,
+            max_duration_ms: self.max_duration_ms,
         }
     }
 }
