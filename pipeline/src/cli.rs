@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -131,13 +132,28 @@ fn loadgen_encoding(
     }
 }
 
+/// SIGTERM (what Kubernetes sends) and SIGINT (Ctrl-C) ask for a clean stop: final commit, sinks
+/// flushed. A second one while stopping exits at once (code 1). SIGHUP is not a stop: it
+/// reloads the price table (see `pricing`).
+fn stop_on_signals(stop: &Arc<AtomicBool>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so that it sees the flag as it was before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    Ok(())
+}
+
 /// Parses the command line and runs the command; the `glassbox` binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let handles = Handles::default();
-    let stop = handles.shutdown.clone();
-    let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    if let Err(e) = stop_on_signals(&handles.shutdown) {
+        tracing::error!(error = %e, "cannot install the SIGTERM/SIGINT handlers");
+        return ExitCode::FAILURE;
+    }
     let result: Result<(), String> = match cli.command {
         Command::Run { config } => Config::load(config.as_deref(), std::env::vars())
             .map_err(|e| e.to_string())

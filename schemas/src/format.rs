@@ -6,7 +6,8 @@
 //! that none of the rules claims is refused with reason `unknown_format`.
 //!
 //! - `{` (after ASCII white space) whose first key is `"resourceSpans"`: OTLP/JSON (the only
-//!   field of an OTLP/JSON trace request). Any other JSON object: a native span.
+//!   field of an OTLP/JSON trace request). Any other JSON object, or a broken one that does not
+//!   start with 0x0a: a native span (which then says what is wrong with it).
 //! - `0x0a`: field 1 (`resource_spans`), length-delimited: OTLP protobuf. A protobuf trace
 //!   request whose first field is anything else does not occur: the Collector and the SDKs
 //!   write only field 1 at the top level.
@@ -56,16 +57,22 @@ impl InputFormat {
         // 0x0a is also a newline: an object's start is checked first, and it needs `"` or `}`
         // after the `{`, which no protobuf trace request has there (its byte after a length of
         // 0x7b would be a `ResourceSpans` field tag: 0x0a, 0x12 or 0x1a).
+        // Only a record that starts with 0x0a is ambiguous: any other start before the `{` is
+        // not protobuf, so a broken JSON object (`{not json`) is still JSON, refused as
+        // `invalid_json` rather than `unknown_format`.
         let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
         if let Some(start) = start
             && bytes[start] == b'{'
-            && let Some(rest) = object_body(&bytes[start + 1..])
         {
-            return Some(if first_key_is(rest, b"resourceSpans") {
-                InputFormat::OtlpJson
-            } else {
-                InputFormat::NativeJson
-            });
+            let body = &bytes[start + 1..];
+            let rest = object_body(body);
+            if rest.is_some() || bytes[0] != 0x0a {
+                return Some(if rest.is_some_and(|r| first_key_is(r, b"resourceSpans")) {
+                    InputFormat::OtlpJson
+                } else {
+                    InputFormat::NativeJson
+                });
+            }
         }
         (bytes.first() == Some(&0x0a)).then_some(InputFormat::OtlpProto)
     }
@@ -168,7 +175,7 @@ mod tests {
 
     #[test]
     fn each_format_is_told_by_its_first_bytes() {
-        let cases: [(&[u8], Option<InputFormat>); 13] = [
+        let cases: [(&[u8], Option<InputFormat>); 16] = [
             (br#"{"trace_id":"ab"}"#, Some(InputFormat::NativeJson)),
             (b"  \n{\"span_id\":1}", Some(InputFormat::NativeJson)),
             (br#"{"resourceSpans":[]}"#, Some(InputFormat::OtlpJson)),
@@ -186,6 +193,11 @@ mod tests {
             (b"\n{\"trace_id\":1}", Some(InputFormat::NativeJson)),
             (b"\x0a\x7b\x12\x00", Some(InputFormat::OtlpProto)),
             (b"{}", Some(InputFormat::NativeJson)),
+            // A broken object is still JSON (and refused as invalid JSON), unless it could be
+            // protobuf.
+            (b"{not json", Some(InputFormat::NativeJson)),
+            (b" {not json", Some(InputFormat::NativeJson)),
+            (b"\x0a{not", Some(InputFormat::OtlpProto)),
         ];
         for (bytes, want) in cases {
             assert_eq!(InputFormat::detect(bytes), want, "{bytes:?}");
