@@ -37,6 +37,7 @@ mod error;
 mod format;
 mod json;
 mod otlp;
+mod otlp_wire;
 mod span;
 mod text;
 

@@ -2,10 +2,11 @@
 //! `TracesData`) that the OpenTelemetry Collector's Kafka exporter writes with encoding
 //! `otlp_proto`, and the OTLP/JSON it writes with `otlp_json`.
 //!
-//! One record holds a batch: resource spans, each with scope spans, each with spans. The types
-//! come from the `opentelemetry-proto` crate (prost for protobuf, its serde support for
-//! OTLP/JSON: camelCase names, hex ids, 64-bit integers as strings); nothing here reads wire
-//! bytes by hand. Each span is mapped onto the same draft as a native JSON record
+//! One record holds a batch: resource spans, each with scope spans, each with spans. Protobuf
+//! is read through zero-copy views generated from the official protos (`crate::otlp_wire`);
+//! OTLP/JSON through the `opentelemetry-proto` crate's types and their serde support
+//! (camelCase names, hex ids, 64-bit integers as strings); nothing here reads wire bytes by
+//! hand. Each span is mapped onto the same draft as a native JSON record
 //! (`crate::json`), so the attribute aliases, limits, text handling and validation are the
 //! ones of the native contract, and the two formats of one span decode to the same [`Span`].
 //!
@@ -29,7 +30,6 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span as OtlpSpan, span::Event, status,
 };
-use prost::Message;
 
 use crate::conventions::{Known, classify, is_content_attribute};
 use crate::error::DecodeError;
@@ -66,11 +66,8 @@ impl JsonDecoder {
     /// `Err` only when the record does not parse as one (or holds more than
     /// [`MAX_SPANS_PER_RECORD`] spans): then the record is dead-lettered whole.
     pub fn decode_otlp_proto(&self, bytes: &[u8], now_ms: u64) -> Result<OtlpBatch, DecodeError> {
-        let request =
-            ExportTraceServiceRequest::decode(bytes).map_err(|e| DecodeError::InvalidOtlp {
-                message: format!("not an OTLP protobuf trace request: {e}"),
-            })?;
-        self.decode_otlp_request(&request, now_ms, Encoding::Proto)
+        // Read through borrowed views (`crate::otlp_wire`), not prost's owned types.
+        crate::otlp_wire::decode(self, bytes, now_ms)
     }
 
     /// Decodes one `otlp_json` record: OTLP/JSON `{"resourceSpans": […]}` as the Collector
@@ -81,15 +78,14 @@ impl JsonDecoder {
                 // serde's message names the position and the expected shape, never a value.
                 message: format!("not an OTLP/JSON trace request: {}", otlp_json_error(&e)),
             })?;
-        self.decode_otlp_request(&request, now_ms, Encoding::Json)
+        self.decode_otlp_request(&request, now_ms)
     }
 
-    /// Maps every span of a parsed request.
+    /// Maps every span of a parsed OTLP/JSON request.
     fn decode_otlp_request(
         &self,
         request: &ExportTraceServiceRequest,
         now_ms: u64,
-        encoding: Encoding,
     ) -> Result<OtlpBatch, DecodeError> {
         let count: usize = request
             .resource_spans
@@ -121,7 +117,7 @@ impl JsonDecoder {
                                 trace_id: hex(&span.trace_id),
                                 span_id: hex(&span.span_id),
                                 error,
-                                record: alone(resource_spans, scope_spans, span, encoding),
+                                record: alone(resource_spans, scope_spans, span),
                             }),
                     );
                 }
@@ -167,21 +163,19 @@ impl JsonDecoder {
     }
 }
 
-/// How the input record was encoded (and so how a refused span is written back).
-#[derive(Clone, Copy)]
-enum Encoding {
-    Proto,
-    Json,
+/// `span` alone in a trace request, with its resource and scope, as OTLP/JSON.
+fn alone(resource_spans: &ResourceSpans, scope_spans: &ScopeSpans, span: &OtlpSpan) -> Vec<u8> {
+    // Serialising prost's own types cannot fail (no maps with non-string keys).
+    serde_json::to_vec(&alone_request(resource_spans, scope_spans, span)).unwrap_or_default()
 }
 
-/// `span` alone in a trace request, with its resource and scope, encoded as the input was.
-fn alone(
+/// `span` alone in a trace request, with its resource and scope.
+fn alone_request(
     resource_spans: &ResourceSpans,
     scope_spans: &ScopeSpans,
     span: &OtlpSpan,
-    encoding: Encoding,
-) -> Vec<u8> {
-    let request = ExportTraceServiceRequest {
+) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: resource_spans.resource.clone(),
             scope_spans: vec![ScopeSpans {
@@ -191,11 +185,6 @@ fn alone(
             }],
             schema_url: resource_spans.schema_url.clone(),
         }],
-    };
-    match encoding {
-        Encoding::Proto => request.encode_to_vec(),
-        // Serialising prost's own types cannot fail (no maps with non-string keys).
-        Encoding::Json => serde_json::to_vec(&request).unwrap_or_default(),
     }
 }
 
@@ -205,13 +194,11 @@ fn alone(
 /// they are dead-lettered. Positions past the batch are left out; nothing at all when the
 /// record does not parse (it did when it was decoded).
 pub(crate) fn spans_alone(bytes: &[u8], json: bool, indices: &[usize]) -> Vec<(usize, Vec<u8>)> {
-    let (request, encoding) = if json {
-        (serde_json::from_slice(bytes).ok(), Encoding::Json)
+    // A late span is rare: prost's owned types do for these copies.
+    let request = if json {
+        serde_json::from_slice(bytes).ok()
     } else {
-        (
-            ExportTraceServiceRequest::decode(bytes).ok(),
-            Encoding::Proto,
-        )
+        <ExportTraceServiceRequest as prost::Message>::decode(bytes).ok()
     };
     let Some(request): Option<ExportTraceServiceRequest> = request else {
         return Vec::new();
@@ -224,7 +211,16 @@ pub(crate) fn spans_alone(bytes: &[u8], json: bool, indices: &[usize]) -> Vec<(u
             for span in &scope_spans.spans {
                 while wanted.next_if(|&i| i < at).is_some() {}
                 if wanted.next_if_eq(&at).is_some() {
-                    out.push((at, alone(resource_spans, scope_spans, span, encoding)));
+                    let record = if json {
+                        alone(resource_spans, scope_spans, span)
+                    } else {
+                        prost::Message::encode_to_vec(&alone_request(
+                            resource_spans,
+                            scope_spans,
+                            span,
+                        ))
+                    };
+                    out.push((at, record));
                 }
                 at += 1;
             }
@@ -234,7 +230,7 @@ pub(crate) fn spans_alone(bytes: &[u8], json: bool, indices: &[usize]) -> Vec<(u
 }
 
 /// Lowest priority: an event's evidence never overrides an attribute's.
-const EVENT_PRIO: u8 = u8::MAX - 1;
+pub(crate) const EVENT_PRIO: u8 = u8::MAX - 1;
 
 /// One span attribute: recognised → its slot; content → the text draft (or dropped); other
 /// scalars → [`Span::extra`].
@@ -297,7 +293,7 @@ fn event(draft: &mut Draft, event: &Event, start_ns: u64) {
 /// `First Token Stream Event` (0.1.66), OpenLLMetry's first `gen_ai.content.completion.chunk`
 /// (0.62.4 writes one per chunk received; events are in time order and the first offer stays),
 /// or another library's event whose name says first token.
-fn is_first_token_event(name: &str) -> bool {
+pub(crate) fn is_first_token_event(name: &str) -> bool {
     fn has(name: &str, needle: &str) -> bool {
         name.as_bytes()
             .windows(needle.len())
@@ -376,7 +372,7 @@ fn to_json(value: Option<&any_value::Value>) -> serde_json::Value {
 }
 
 /// Lowercase hex of an id (by table: `write!` per byte was a tenth of the decode time).
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -409,6 +405,7 @@ mod tests {
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::Status;
     use proptest::prelude::*;
+    use prost::Message;
 
     const NOW: u64 = 1_764_316_800_000;
     const START: u64 = 1_764_316_800_000_000_000;
