@@ -2,6 +2,7 @@
 //! runs the real decode → facts → graph (windows, sketches, cost) path without a broker.
 
 pub mod broker;
+pub mod otlp;
 
 use std::cell::RefCell;
 use std::rc::Rc;

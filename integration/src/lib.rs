@@ -180,6 +180,21 @@ impl Run {
     }
 }
 
+/// The configuration of an in-process pipeline (`glassbox::run::run`) on the test broker that
+/// reads `input`, with a consumer group, metrics and dead-letter topics of its own (named after
+/// `name`), a 2 s idle timeout and no periodic counters line. Callers change what they test.
+pub fn pipeline_config(name: &str, input: &str) -> glassbox::config::Config {
+    let mut config = glassbox::config::Config::default();
+    config.kafka.brokers = brokers();
+    config.kafka.input_topic = input.to_owned();
+    config.kafka.group_id = unique(&format!("{name}-group"));
+    config.kafka.metrics_topic = unique(&format!("{name}-metrics"));
+    config.kafka.deadletter_topic = unique(&format!("{name}-dlq"));
+    config.source.idle_timeout_ms = 2_000;
+    config.telemetry.log_interval_ms = 0;
+    config
+}
+
 /// Creates a topic through the admin API (the broker does not create topics on produce).
 pub fn create_topic(name: &str, partitions: u32) {
     let mut base = ClientConfig::new();

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use glassbox::config::Config;
 use glassbox::config::registry::RegistryConfig;
 use glassbox::kafka::source::now_ms;
 use glassbox::run::{Handles, run};
@@ -160,18 +159,12 @@ fn avro_spans_of_three_schema_versions_count_exactly_through_a_registry_outage()
     }
     produce(&input, &before);
 
-    let mut config = Config::default();
-    config.kafka.brokers = brokers();
-    config.kafka.input_topic = input.clone();
-    config.kafka.group_id = unique("avro-group");
-    config.kafka.metrics_topic = unique("avro-metrics");
-    config.kafka.deadletter_topic = unique("avro-dlq");
+    let mut config = pipeline_config("avro", &input);
     config.registry.url = format!("http://127.0.0.1:{}/{path}", relay.port);
     config.registry.retry_initial_ms = 100;
     config.registry.retry_max_ms = 1_000;
     config.registry.timeout_ms = 2_000;
     config.source.idle_timeout_ms = 5_000;
-    config.telemetry.log_interval_ms = 0;
     let handles = Handles::default();
     let pipeline = {
         let (config, handles) = (config.clone(), handles.clone());

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use glassbox::config::Config;
 use glassbox::kafka::source::now_ms;
 use glassbox::run::{Handles, run};
 use glassbox_integration::*;
@@ -37,14 +36,7 @@ fn a_client_with_a_fast_clock_does_not_blind_the_pipeline() {
     let rest: Vec<(String, Vec<u8>)> = honest[1_500..].iter().map(record).collect();
     produce(&input, &records);
 
-    let mut config = Config::default();
-    config.kafka.brokers = brokers();
-    config.kafka.input_topic = input.clone();
-    config.kafka.group_id = unique("hostile-clock-group");
-    config.kafka.metrics_topic = unique("hostile-clock-metrics");
-    config.kafka.deadletter_topic = unique("hostile-clock-dlq");
-    config.source.idle_timeout_ms = 2_000;
-    config.telemetry.log_interval_ms = 0;
+    let config = pipeline_config("hostile-clock", &input);
     let handles = Handles::default();
     let pipeline = {
         let (config, handles) = (config.clone(), handles.clone());

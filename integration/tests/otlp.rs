@@ -186,18 +186,12 @@ fn client(python: &Path, lib: &str, otlp: &str, openai: &str, calls: u32, dir: &
 /// glassbox on `input` (read as `format`) until `spans` spans are decoded, then drained: every
 /// window closes and every offset is committed. Returns the counters.
 fn glassbox(input: &str, format: &str, dims: &[&str], spans: u64) -> (Config, Handles) {
-    let mut config = Config::default();
-    config.kafka.brokers = brokers();
-    config.kafka.input_topic = input.to_owned();
-    config.kafka.group_id = unique("otlp-group");
-    config.kafka.metrics_topic = unique("otlp-metrics");
-    config.kafka.deadletter_topic = unique("otlp-dlq");
+    let mut config = pipeline_config("otlp", input);
     config.decode.format = serde_json::from_value(Value::from(format)).unwrap();
     // Captured records keep their capture time: let them age.
     config.decode.horizon_past_ms = 10 * 365 * 86_400_000;
     config.metrics.dimensions = dims.iter().map(|d| (*d).to_owned()).collect();
     config.source.idle_timeout_ms = 1_000;
-    config.telemetry.log_interval_ms = 0;
     let handles = Handles::default();
     let pipeline = {
         let (config, handles) = (config.clone(), handles.clone());
@@ -469,15 +463,9 @@ fn a_bad_or_late_span_is_dead_lettered_alone_and_its_batch_is_counted() {
         ("g".into(), serde_json::to_vec(&late_json).unwrap()),
     ];
 
-    let mut config = Config::default();
-    config.kafka.brokers = brokers();
-    config.kafka.input_topic = input.clone();
-    config.kafka.group_id = unique("otlp-dl-group");
-    config.kafka.metrics_topic = unique("otlp-dl-metrics");
-    config.kafka.deadletter_topic = unique("otlp-dl-dlq");
+    let mut config = pipeline_config("otlp-dl", &input);
     config.decode.horizon_past_ms = 10 * 365 * 86_400_000;
     config.source.idle_timeout_ms = 1_000;
-    config.telemetry.log_interval_ms = 0;
     let handles = Handles::default();
     let pipeline = {
         let (config, handles) = (config.clone(), handles.clone());

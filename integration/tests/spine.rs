@@ -21,14 +21,7 @@ const SPANS: usize = 100_000;
 fn spans_through_the_broker_become_exact_windows_and_bad_records_are_dead_lettered() {
     let input = unique("spine-in");
     create_topic(&input, 4);
-    let mut config = Config::default();
-    config.kafka.brokers = brokers();
-    config.kafka.input_topic = input.clone();
-    config.kafka.group_id = unique("spine-group");
-    config.kafka.metrics_topic = unique("spine-metrics");
-    config.kafka.deadletter_topic = unique("spine-dlq");
-    config.source.idle_timeout_ms = 2_000;
-    config.telemetry.log_interval_ms = 0;
+    let config = pipeline_config("spine", &input);
 
     // 100k spans over ~17 minutes of event time, two hours ago, plus malformed records.
     let start_ms = (now_ms() - 2 * 3_600_000) / 60_000 * 60_000;
