@@ -209,7 +209,13 @@ pub fn main() -> ExitCode {
         } => {
             if let Some(path) = check {
                 Config::load(Some(&path), std::env::vars())
-                    .map(|c| print!("{}", toml::to_string_pretty(&c).expect("config serializes")))
+                    .map(|c| {
+                        let shown = c.redacted();
+                        print!(
+                            "{}",
+                            toml::to_string_pretty(&shown).expect("config serializes")
+                        )
+                    })
                     .map_err(|e| e.to_string())
             } else if print_default {
                 print!("{}", Config::default_toml());

@@ -131,11 +131,17 @@ impl Config {
                 continue; // GLASSBOX_LOG and friends are not config fields
             }
             let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            let parsed = format!("v = {value}")
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or(toml::Value::String(value));
+            // A secret is a string as given: parsed as TOML, a numeric password would fail
+            // with its value in the message.
+            let parsed = if is_secret_path(&parts) {
+                toml::Value::String(value)
+            } else {
+                format!("v = {value}")
+                    .parse::<toml::Table>()
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or(toml::Value::String(value))
+            };
             insert(&mut tree, &parts, parsed)
                 .map_err(|m| ConfigError::Parse(format!("{key}: {m}")))?;
         }
@@ -293,6 +299,52 @@ impl Config {
         self.quality.validate()
     }
 
+    /// This configuration as it may be shown (`glassbox config --check`): every secret given
+    /// literally replaced by `<redacted>` — `influx.token`/`password`, `redis.password`,
+    /// `registry.password`/`token`, `kafka.properties` whose key names a password, secret,
+    /// token or key, credentials inside `alerts.alertmanager_url`. `env:`/`file:` references
+    /// stay: they say where the secret comes from, not what it is.
+    pub fn redacted(&self) -> Config {
+        const HIDDEN: &str = "<redacted>";
+        let literal = |v: &str| !(v.is_empty() || v.starts_with("env:") || v.starts_with("file:"));
+        let hide = |v: &mut String| {
+            if literal(v) {
+                *v = HIDDEN.to_owned();
+            }
+        };
+        let hide_secret = |v: &mut Secret| {
+            let mut text = v.reference().to_owned();
+            hide(&mut text);
+            *v = Secret::new(text);
+        };
+        let mut c = self.clone();
+        hide_secret(&mut c.influx.token);
+        for s in [
+            c.influx.password.as_mut(),
+            c.registry.password.as_mut(),
+            c.registry.token.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            hide_secret(s);
+        }
+        if let Some(p) = c.redis.password.as_mut() {
+            hide(p);
+        }
+        for (key, value) in &mut c.kafka.properties {
+            let key = key.to_ascii_lowercase();
+            if ["password", "secret", "token", "key", "jaas"]
+                .iter()
+                .any(|w| key.contains(w))
+            {
+                hide(value);
+            }
+        }
+        c.alerts.alertmanager_url = redact_url(&c.alerts.alertmanager_url);
+        c
+    }
+
     /// `kafka.properties` with `env:` and `file:` references resolved.
     pub fn kafka_properties(&self) -> Result<BTreeMap<String, String>, ConfigError> {
         self.kafka
@@ -327,6 +379,30 @@ fn insert(table: &mut toml::Table, path: &[String], value: toml::Value) -> Resul
                 _ => Err(format!("`{first}` is not a section")),
             }
         }
+    }
+}
+
+/// Whether the config path (`GLASSBOX_A__B` → `["a", "b"]`) names a secret field.
+fn is_secret_path(parts: &[String]) -> bool {
+    let path: Vec<&str> = parts.iter().map(String::as_str).collect();
+    matches!(
+        path.as_slice(),
+        ["influx", "token" | "password"]
+            | ["redis", "password"]
+            | ["registry", "token" | "password"]
+            | ["kafka", "properties", _]
+    )
+}
+
+/// `url` without the credentials of its authority (`https://user:pw@host` → `https://<redacted>@host`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://<redacted>@{host}{path}"),
+        None => url.to_owned(),
     }
 }
 
@@ -378,6 +454,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("window_ms"), "{err}");
+    }
+
+    #[test]
+    fn a_numeric_secret_from_the_environment_is_a_string() {
+        let env = [
+            ("GLASSBOX_REDIS__PASSWORD".to_owned(), "12345".to_owned()),
+            ("GLASSBOX_INFLUX__TOKEN".to_owned(), "true".to_owned()),
+        ];
+        let c = Config::from_toml("", env).unwrap();
+        assert_eq!(c.redis.password.as_deref(), Some("12345"));
+        assert_eq!(c.influx.token.resolve("influx.token").unwrap(), "true");
+    }
+
+    #[test]
+    fn a_shown_config_holds_no_literal_secret() {
+        let text = r#"
+            [kafka]
+            properties = { "sasl.password" = "kafka-pw-1", "ssl.key.password" = "env:KEY_PW", "client.id" = "gb" }
+            [influx]
+            token = "influx-tok-2"
+            [redis]
+            password = "redis-pw-3"
+            [registry]
+            url = "https://registry"
+            username = "u"
+            password = "registry-pw-4"
+            [alerts]
+            alertmanager_url = "https://am-user:am-pw-5@am.example/path"
+        "#;
+        let c = Config::from_toml(text, no_env()).unwrap();
+        let shown = toml::to_string_pretty(&c.redacted()).unwrap();
+        for secret in [
+            "kafka-pw-1",
+            "influx-tok-2",
+            "redis-pw-3",
+            "registry-pw-4",
+            "am-pw-5",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
+        // References and ordinary values stay.
+        assert!(
+            shown.contains("env:KEY_PW") && shown.contains("\"gb\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("https://<redacted>@am.example/path"),
+            "{shown}"
+        );
     }
 
     #[test]

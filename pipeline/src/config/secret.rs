@@ -19,6 +19,12 @@ impl Secret {
         Self(value.into())
     }
 
+    /// The reference or literal as configured (for showing only through
+    /// `Config::redacted`).
+    pub(crate) fn reference(&self) -> &str {
+        &self.0
+    }
+
     /// Nothing configured.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

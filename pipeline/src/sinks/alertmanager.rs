@@ -22,6 +22,8 @@ use crate::sinks::threaded::{WriteError, Writer};
 /// nothing. Alerts still firing are posted again every `alertmanager_resend_ms`.
 pub struct AlertmanagerWriter {
     url: String,
+    /// `url` without its credentials, for messages and logs.
+    shown: String,
     agent: ureq::Agent,
     firing: HashMap<String, serde_json::Value>,
     resend: Duration,
@@ -36,8 +38,10 @@ impl AlertmanagerWriter {
             .http_status_as_error(false)
             .build()
             .new_agent();
+        let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
         Self {
-            url: format!("{}/api/v2/alerts", base.trim_end_matches('/')),
+            shown: crate::config::redact_url(&url),
+            url,
             agent,
             firing: HashMap::new(),
             resend,
@@ -76,17 +80,17 @@ impl AlertmanagerWriter {
             .post(&self.url)
             .header("Content-Type", "application/json")
             .send(&body[..])
-            .map_err(|e| WriteError::retry(format!("alertmanager {}: {e}", self.url)))?;
+            .map_err(|e| WriteError::retry(format!("alertmanager {}: {e}", self.shown)))?;
         let status = response.status().as_u16();
         match status {
             200..=299 => Ok(()),
             408 | 429 | 500..=599 => Err(WriteError::retry(format!(
                 "alertmanager {}: HTTP {status}",
-                self.url
+                self.shown
             ))),
             _ => Err(WriteError::reject(format!(
                 "alertmanager {} refused the alerts: HTTP {status}",
-                self.url
+                self.shown
             ))),
         }
     }
