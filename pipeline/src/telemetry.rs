@@ -27,6 +27,8 @@ pub struct Counters {
     pub sink_retries: AtomicU64,
     /// Window records a sink refused for good, dead-lettered.
     pub sink_rejected: AtomicU64,
+    /// Output records refused for good even by the dead-letter topic, and dropped.
+    pub outputs_dropped: AtomicU64,
     /// Offset commits issued.
     pub commits: AtomicU64,
     /// Activations in which the source did not read because the sinks' backlog was full.
@@ -83,6 +85,7 @@ impl Counters {
             ("produce_retries", get(&self.produce_retries)),
             ("sink_retries", get(&self.sink_retries)),
             ("sink_rejected", get(&self.sink_rejected)),
+            ("outputs_dropped", get(&self.outputs_dropped)),
             ("commits", get(&self.commits)),
             ("backpressure_pauses", get(&self.backpressure_pauses)),
             ("price_reloads", get(&self.price_reloads)),

@@ -104,7 +104,12 @@ fn alert_sinks(
 ) -> Result<(AlertSinks, Rc<RefCell<Outbox>>), String> {
     type Event = glassbox_operators::alerts::AlertEvent;
     let alerts_outbox = Rc::new(RefCell::new(
-        Outbox::new(base.clone(), counters.clone()).map_err(|e| format!("producer: {e}"))?,
+        Outbox::new(
+            base.clone(),
+            &config.kafka.deadletter_topic,
+            counters.clone(),
+        )
+        .map_err(|e| format!("producer: {e}"))?,
     ));
     let mut sinks: Vec<Box<dyn Sink<Event>>> = vec![Box::new(KafkaSink::<Event>::new(
         alerts_outbox.clone(),
@@ -283,7 +288,12 @@ fn quality_sinks(
 ) -> Result<QualitySinks, String> {
     let new_outbox = || -> Result<Rc<RefCell<Outbox>>, String> {
         Ok(Rc::new(RefCell::new(
-            Outbox::new(base.clone(), counters.clone()).map_err(|e| format!("producer: {e}"))?,
+            Outbox::new(
+                base.clone(),
+                &config.kafka.deadletter_topic,
+                counters.clone(),
+            )
+            .map_err(|e| format!("producer: {e}"))?,
         )))
     };
     let (flagged_outbox, records_outbox) = (new_outbox()?, new_outbox()?);
@@ -357,8 +367,12 @@ pub(crate) fn run_worker(
     } = costing;
     let (index, peers) = (worker.index(), worker.peers());
     let counters = handles.counters.clone();
-    let outbox =
-        Outbox::new(base.clone(), counters.clone()).map_err(|e| format!("producer: {e}"))?;
+    let outbox = Outbox::new(
+        base.clone(),
+        &config.kafka.deadletter_topic,
+        counters.clone(),
+    )
+    .map_err(|e| format!("producer: {e}"))?;
     let outbox = Rc::new(RefCell::new(outbox));
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(KafkaSink::new(
         outbox.clone(),

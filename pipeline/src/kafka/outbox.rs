@@ -5,6 +5,13 @@
 //! librdkafka already retries transient errors inside `message.timeout.ms`; the outbox adds the
 //! retry beyond that (a broker down for minutes) and the bounded backlog the source reads to
 //! apply back-pressure.
+//!
+//! A refusal that no retry can cure (a record over the broker's or the client's size limit, a
+//! record the broker calls invalid) is final: the record is replaced by a dead letter of
+//! itself — key and payload cut to [`DEAD_LETTER_CUT`] bytes, reason `too_large` or
+//! `refused` — which carries the same [`Tag`], so its owner learns it is settled once the dead
+//! letter is durable. If even the dead-letter topic refuses it, it is dropped with an error and
+//! counted (`outputs_dropped`): it never wedges the commits of everything else.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -13,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
@@ -36,6 +43,9 @@ pub enum Tag {
     Untracked,
 }
 
+/// How much of a refused record's key and payload its dead letter keeps.
+pub const DEAD_LETTER_CUT: usize = 64 * 1024;
+
 struct Pending {
     topic: Arc<str>,
     key: Vec<u8>,
@@ -43,12 +53,31 @@ struct Pending {
     headers: Vec<(&'static str, Vec<u8>)>,
     tag: Tag,
     attempts: u32,
+    /// Already the dead letter of a refused record.
+    replaced: bool,
+}
+
+/// Why a produce can never succeed, if it cannot.
+fn permanent(code: RDKafkaErrorCode) -> Option<&'static str> {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::MessageSizeTooLarge | C::InvalidMessageSize | C::MessageBatchTooLarge => {
+            Some("too_large")
+        }
+        C::InvalidMessage | C::InvalidRecord | C::UnknownTopic | C::TopicAuthorizationFailed => {
+            Some("refused")
+        }
+        _ => None,
+    }
 }
 
 /// Sends delivery reports from librdkafka's thread to the worker.
 pub struct OutboxContext {
-    acks: std::sync::Mutex<Sender<(usize, Option<String>)>>,
+    acks: std::sync::Mutex<Sender<(usize, Option<Failure>)>>,
 }
+
+/// A failed delivery: the message, and why it is final if it is.
+type Failure = (String, Option<&'static str>);
 
 impl ClientContext for OutboxContext {}
 
@@ -58,7 +87,7 @@ impl ProducerContext for OutboxContext {
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
         let outcome = match result {
             Ok(_) => None,
-            Err((e, _)) => Some(e.to_string()),
+            Err((e, _)) => Some((e.to_string(), e.rdkafka_error_code().and_then(permanent))),
         };
         // The receiver only disappears when the worker is gone; nothing is left to tell.
         let _ = self
@@ -72,7 +101,8 @@ impl ProducerContext for OutboxContext {
 /// A producer with an acknowledgement-tracked outbox. One per worker.
 pub struct Outbox {
     producer: ThreadedProducer<OutboxContext>,
-    acks: Receiver<(usize, Option<String>)>,
+    acks: Receiver<(usize, Option<Failure>)>,
+    deadletter_topic: Arc<str>,
     pending: HashMap<usize, Pending>,
     retry: VecDeque<(Instant, usize)>,
     next_id: usize,
@@ -82,8 +112,13 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// A producer with idempotence on (no duplicates from librdkafka's own retries) and `acks=all`.
-    pub fn new(mut config: ClientConfig, counters: Arc<Counters>) -> KafkaResult<Self> {
+    /// A producer with idempotence on (no duplicates from librdkafka's own retries) and
+    /// `acks=all`; records refused for good go to `deadletter_topic`.
+    pub fn new(
+        mut config: ClientConfig,
+        deadletter_topic: &str,
+        counters: Arc<Counters>,
+    ) -> KafkaResult<Self> {
         let (tx, rx) = channel();
         config
             .set("enable.idempotence", "true")
@@ -96,6 +131,7 @@ impl Outbox {
         Ok(Self {
             producer,
             acks: rx,
+            deadletter_topic: deadletter_topic.into(),
             pending: HashMap::new(),
             retry: VecDeque::new(),
             next_id: 0,
@@ -125,9 +161,55 @@ impl Outbox {
                 headers,
                 tag,
                 attempts: 0,
+                replaced: false,
             },
         );
         self.attempt(id);
+    }
+
+    /// Settles record `id`, refused for good (`reason`, `error`): replaced by its dead letter,
+    /// or dropped if it already was one (see the module docs).
+    fn refused(&mut self, id: usize, reason: &'static str, error: &str) {
+        let Some(p) = self.pending.get_mut(&id) else {
+            return;
+        };
+        if p.replaced || *p.topic == *self.deadletter_topic {
+            Counters::inc(&self.counters.outputs_dropped);
+            tracing::error!(topic = %p.topic, reason, %error, "the dead-letter topic refused a record for good; dropped");
+            let tag = self.pending.remove(&id).map(|p| p.tag);
+            self.settled(tag);
+            return;
+        }
+        tracing::warn!(topic = %p.topic, reason, %error, bytes = p.payload.len(), "record refused for good; dead-lettered");
+        self.counters.dead_letter(reason);
+        let topic = std::mem::replace(&mut p.topic, self.deadletter_topic.clone());
+        p.key.truncate(DEAD_LETTER_CUT);
+        p.payload.truncate(DEAD_LETTER_CUT);
+        p.headers.retain(|(k, _)| !k.starts_with("glassbox.reason"));
+        p.headers
+            .push(("glassbox.reason", reason.as_bytes().to_vec()));
+        p.headers
+            .push(("glassbox.error", error.as_bytes().to_vec()));
+        p.headers
+            .push(("glassbox.output.topic", topic.as_bytes().to_vec()));
+        p.headers.push((
+            "glassbox.truncated_to",
+            DEAD_LETTER_CUT.to_string().into_bytes(),
+        ));
+        p.replaced = true;
+        p.attempts = 0;
+        self.attempt(id);
+    }
+
+    /// Reports a durable (or settled) record to its owner.
+    fn settled(&mut self, tag: Option<Tag>) {
+        match tag {
+            Some(Tag::DeadLetter { partition, offset }) => {
+                self.acked_dead_letters.push((partition, offset));
+            }
+            Some(Tag::Ticket(t)) => self.acked_tickets.push(t),
+            Some(Tag::Untracked) | None => {}
+        }
     }
 
     fn attempt(&mut self, id: usize) {
@@ -146,10 +228,17 @@ impl Outbox {
             .key(&p.key)
             .payload(&p.payload)
             .headers(headers);
-        if self.producer.send(record).is_err() {
-            // Queue full or a transient client error: try again shortly.
-            let backoff = backoff(p.attempts);
-            self.retry.push_back((Instant::now() + backoff, id));
+        match self.producer.send(record) {
+            Ok(()) => {}
+            Err((KafkaError::MessageProduction(code), _)) if permanent(code).is_some() => {
+                let reason = permanent(code).unwrap_or("refused");
+                self.refused(id, reason, &code.to_string());
+            }
+            Err(_) => {
+                // Queue full or a transient client error: try again shortly.
+                let backoff = backoff(p.attempts);
+                self.retry.push_back((Instant::now() + backoff, id));
+            }
         }
     }
 
@@ -169,14 +258,12 @@ impl Outbox {
     fn poll(&mut self) {
         while let Ok((id, outcome)) = self.acks.try_recv() {
             match outcome {
-                None => match self.pending.remove(&id).map(|p| p.tag) {
-                    Some(Tag::DeadLetter { partition, offset }) => {
-                        self.acked_dead_letters.push((partition, offset));
-                    }
-                    Some(Tag::Ticket(t)) => self.acked_tickets.push(t),
-                    Some(Tag::Untracked) | None => {}
-                },
-                Some(error) => {
+                None => {
+                    let tag = self.pending.remove(&id).map(|p| p.tag);
+                    self.settled(tag);
+                }
+                Some((error, Some(reason))) => self.refused(id, reason, &error),
+                Some((error, None)) => {
                     Counters::inc(&self.counters.produce_retries);
                     if let Some(p) = self.pending.get(&id) {
                         tracing::warn!(topic = %p.topic, attempts = p.attempts, %error, "produce failed, will retry");
