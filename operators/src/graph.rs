@@ -179,6 +179,6 @@ fn quality_path<'scope>(
         .clone()
         .map(QualityFact::Scored)
         .concat(feedback.map(QualityFact::Feedback));
-    let records = quality_windows(facts.clone(), views, &plan.dims);
+    let records = quality_windows(facts.clone(), views, &plan.dims, plan.counters.clone());
     (scored, records, facts)
 }

@@ -32,6 +32,9 @@ impl AnswerScorer for Stub {
         if answer == "fail" {
             return Err("model failed".into());
         }
+        if answer == "panic" {
+            panic!("a scorer bug");
+        }
         let f: f32 = answer.parse().map_err(|_| "not a number".to_owned())?;
         Ok(scores(f, query.is_some(), chunks.len()))
     }
@@ -107,6 +110,9 @@ fn scoring_emits_each_answer_at_its_input_time_and_counts_failures() {
         input.send(item("b", 16_000, None, "fail"));
         input.advance_to(20);
         input.send(item("c", 25_000, None, "0.25"));
+        // Issue #14, defect 9: a panicking scorer used to never answer, and the job's
+        // capability held the dataflow (this test would hang).
+        input.send(item("d", 26_000, None, "panic"));
         drop(input);
         while worker.step_or_park(None) {}
         let mut out = messages(&recv);
@@ -123,15 +129,16 @@ fn scoring_emits_each_answer_at_its_input_time_and_counts_failures() {
     assert_eq!(
         counters.snapshot(),
         BTreeMap::from([
-            ("answers_submitted", 3),
+            ("answers_submitted", 4),
             ("answers_scored", 2),
             ("answers_sampled_out", 0),
-            ("answers_failed", 1),
+            ("quality_late_facts", 0),
+            ("answers_failed", 2),
             ("answers_flagged", 1),
         ])
     );
     assert_eq!(counters.scored.load(Ordering::Relaxed), 2);
-    assert!((counters.scored_fraction() - 2.0 / 3.0).abs() < 1e-12);
+    assert!((counters.scored_fraction() - 2.0 / 4.0).abs() < 1e-12);
 }
 
 fn feedback(event_ms: u64, score: f64, negative: bool) -> QualityFact {
@@ -180,6 +187,40 @@ fn record(
 }
 
 #[test]
+fn a_fact_later_than_its_windows_is_counted_and_never_panics_the_worker() {
+    // Issue #14, defect 9: a feedback that arrives after its generation's windows were
+    // emitted asked for a capability in the past, which panics the worker.
+    let views = Views::standard(10_000, 20_000);
+    let dims = Dimensions(vec!["tenant".into()]);
+    let counters = Arc::new(QualityCounters::default());
+    let c = counters.clone();
+    let out = timely::execute_directly(move |worker| {
+        let (mut input, recv) = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, facts) = scope.new_input::<QualityFact>();
+            (
+                input,
+                quality_windows(facts, &views, &dims, c.clone()).capture(),
+            )
+        });
+        input.advance_to(100_000);
+        // Every window of event time 25 s ended by 50 s.
+        input.send(feedback(25_000, 0.0, true));
+        // A fact at 95 s: its tumbling window [90, 100) ends at 100 s (open), its sliding
+        // window [80, 100) too; [90, 110) as well.
+        input.send(feedback(95_000, 1.0, false));
+        drop(input);
+        while worker.step_or_park(None) {}
+        messages(&recv)
+    });
+    assert_eq!(counters.late_facts.load(Ordering::Relaxed), 1);
+    let ends: Vec<u64> = out.iter().map(|(t, _)| *t).collect();
+    assert!(
+        !ends.is_empty() && ends.iter().all(|&e| e >= 100_000),
+        "{ends:?}"
+    );
+}
+
+#[test]
 fn quality_windows_emit_one_exact_record_per_view_and_window_at_its_end() {
     // 10 s panes, a 20 s sliding view.
     let views = Views::standard(10_000, 20_000);
@@ -187,7 +228,10 @@ fn quality_windows_emit_one_exact_record_per_view_and_window_at_its_end() {
     let out = timely::execute_directly(move |worker| {
         let (mut input, recv) = worker.dataflow::<u64, _, _>(|scope| {
             let (input, facts) = scope.new_input::<QualityFact>();
-            (input, quality_windows(facts, &views, &dims).capture())
+            (
+                input,
+                quality_windows(facts, &views, &dims, Arc::default()).capture(),
+            )
         });
         input.advance_to(12_000);
         input.send(QualityFact::Scored(scored("a", 15_000, true, 0.5)));

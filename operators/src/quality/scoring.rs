@@ -71,6 +71,9 @@ pub struct QualityCounters {
     pub failed: AtomicU64,
     /// Answers flagged unfaithful.
     pub flagged: AtomicU64,
+    /// Quality facts (a late feedback, say) that reached their windows after some had been
+    /// emitted: left out of those, counted here.
+    pub late_facts: AtomicU64,
 }
 
 impl QualityCounters {
@@ -83,6 +86,7 @@ impl QualityCounters {
             ("answers_sampled_out", get(&self.sampled_out)),
             ("answers_failed", get(&self.failed)),
             ("answers_flagged", get(&self.flagged)),
+            ("quality_late_facts", get(&self.late_facts)),
         ])
     }
 
@@ -133,8 +137,12 @@ impl ScoringPool {
                             Err(_) => return,
                         };
                         let item = &job.item;
-                        let result =
-                            scorer.score(item.query.as_deref(), &item.chunks, &item.answer);
+                        // A scorer that panics must still answer: an unanswered job would hold
+                        // its capability, and so every commit, forever. Counted as failed.
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            scorer.score(item.query.as_deref(), &item.chunks, &item.answer)
+                        }))
+                        .unwrap_or_else(|_| Err("the scorer panicked".to_owned()));
                         let _ = job.reply.send((job.id, result));
                     }
                 })

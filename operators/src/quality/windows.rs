@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
@@ -18,7 +20,7 @@ use crate::metrics::facts::Series;
 use crate::metrics::panes::pane_end;
 use crate::metrics::sketch::{bucket_of, bucket_value_us, rank};
 use crate::quality::feedback::FeedbackFact;
-use crate::quality::scoring::ScoredItem;
+use crate::quality::scoring::{QualityCounters, ScoredItem};
 use crate::{Dimensions, Views};
 
 /// What the quality windows sum: a scored answer or a feedback record.
@@ -244,10 +246,15 @@ impl QualityRecord {
 ///   passed `E`.
 /// - Capabilities: one per window end with data; the window's record is emitted at `E` when
 ///   the frontier passes `E`, and its state released. Nothing is retracted.
+/// - A fact that breaks the input contract (a feedback arriving after its generation's windows
+///   were emitted) is added to the windows still open and counted in
+///   [`QualityCounters::late_facts`]; it used to ask for a capability in the past, which
+///   panics the worker.
 pub fn quality_windows<'scope>(
     facts: StreamVec<'scope, u64, QualityFact>,
     views: &Views,
     dims: &Dimensions,
+    counters: Arc<QualityCounters>,
 ) -> StreamVec<'scope, u64, QualityRecord> {
     let views = views.clone();
     let dims = dims.clone();
@@ -264,10 +271,16 @@ pub fn quality_windows<'scope>(
             let mut open: OpenWindows = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
+                    let Some(&now) = cap.least() else { return };
                     for fact in data.drain(..) {
                         let first = pane_end(fact.event_ms(), w);
+                        let mut late = false;
                         for (v, view) in views.views.iter().enumerate() {
                             for end in (first..first + view.length_ms).step_by(w as usize) {
+                                if end < now {
+                                    late = true;
+                                    continue;
+                                }
                                 let (_, windows) = open
                                     .entry(end)
                                     .or_insert_with(|| (cap.delayed(&end, 0), HashMap::new()));
@@ -276,6 +289,9 @@ pub fn quality_windows<'scope>(
                                     .or_default()
                                     .add(&fact);
                             }
+                        }
+                        if late {
+                            counters.late_facts.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 });
