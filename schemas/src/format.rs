@@ -150,8 +150,8 @@ impl InputFormat {
     /// replayed with it. Empty for a native format (its record is the span).
     pub fn spans_alone(self, bytes: &[u8], indices: &[usize]) -> Vec<(usize, Vec<u8>)> {
         match self {
-            InputFormat::OtlpProto => crate::otlp::spans_alone(bytes, false, indices),
-            InputFormat::OtlpJson => crate::otlp::spans_alone(bytes, true, indices),
+            InputFormat::OtlpProto => crate::otlp_wire::spans_alone(bytes, indices),
+            InputFormat::OtlpJson => crate::otlp::json_spans_alone(bytes, indices),
             InputFormat::Auto | InputFormat::NativeJson | InputFormat::AvroRegistry => Vec::new(),
         }
     }

@@ -165,17 +165,7 @@ impl JsonDecoder {
 
 /// `span` alone in a trace request, with its resource and scope, as OTLP/JSON.
 fn alone(resource_spans: &ResourceSpans, scope_spans: &ScopeSpans, span: &OtlpSpan) -> Vec<u8> {
-    // Serialising prost's own types cannot fail (no maps with non-string keys).
-    serde_json::to_vec(&alone_request(resource_spans, scope_spans, span)).unwrap_or_default()
-}
-
-/// `span` alone in a trace request, with its resource and scope.
-fn alone_request(
-    resource_spans: &ResourceSpans,
-    scope_spans: &ScopeSpans,
-    span: &OtlpSpan,
-) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
+    let request = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: resource_spans.resource.clone(),
             scope_spans: vec![ScopeSpans {
@@ -185,42 +175,26 @@ fn alone_request(
             }],
             schema_url: resource_spans.schema_url.clone(),
         }],
-    }
+    };
+    // Serialising prost's own types cannot fail (no maps with non-string keys).
+    serde_json::to_vec(&request).unwrap_or_default()
 }
 
-/// The spans at `indices` (positions in the [`OtlpBatch`] order) of an OTLP record, each alone
-/// in a trace request of the record's own encoding (OTLP/JSON when `json`), as
-/// [`RejectedSpan::record`] is: for spans refused after decoding (late ones), so that only
-/// they are dead-lettered. Positions past the batch are left out; nothing at all when the
-/// record does not parse (it did when it was decoded).
-pub(crate) fn spans_alone(bytes: &[u8], json: bool, indices: &[usize]) -> Vec<(usize, Vec<u8>)> {
-    // A late span is rare: prost's owned types do for these copies.
-    let request = if json {
-        serde_json::from_slice(bytes).ok()
-    } else {
-        <ExportTraceServiceRequest as prost::Message>::decode(bytes).ok()
-    };
-    let Some(request): Option<ExportTraceServiceRequest> = request else {
+/// The spans at `indices` (ascending positions in the [`OtlpBatch`] order) of an OTLP/JSON
+/// record, each alone as [`RejectedSpan::record`] is: for spans refused after decoding (late
+/// ones), so that only they are dead-lettered (`crate::otlp_wire::spans_alone` does the same
+/// for protobuf). Nothing when the record does not parse (it did when it was decoded).
+pub(crate) fn json_spans_alone(bytes: &[u8], indices: &[usize]) -> Vec<(usize, Vec<u8>)> {
+    let Ok(request) = serde_json::from_slice::<ExportTraceServiceRequest>(bytes) else {
         return Vec::new();
     };
-    let mut wanted = indices.iter().copied().peekable();
     let mut out = Vec::with_capacity(indices.len());
     let mut at = 0;
     for resource_spans in &request.resource_spans {
         for scope_spans in &resource_spans.scope_spans {
             for span in &scope_spans.spans {
-                while wanted.next_if(|&i| i < at).is_some() {}
-                if wanted.next_if_eq(&at).is_some() {
-                    let record = if json {
-                        alone(resource_spans, scope_spans, span)
-                    } else {
-                        prost::Message::encode_to_vec(&alone_request(
-                            resource_spans,
-                            scope_spans,
-                            span,
-                        ))
-                    };
-                    out.push((at, record));
+                if indices.binary_search(&at).is_ok() {
+                    out.push((at, alone(resource_spans, scope_spans, span)));
                 }
                 at += 1;
             }

@@ -93,16 +93,7 @@ fn decode_record(
     bytes: &[u8],
     now_ms: u64,
 ) -> Wire<Result<OtlpBatch, DecodeError>> {
-    // buffa bounds what a record may expand into (32 MiB of decoded elements by default).
-    // prost had no such bound; keep buffa's, but let it grow with the record, so that no record
-    // the old decoder took is refused for its size (an empty attribute is 2 bytes on the wire).
-    let budget = bytes
-        .len()
-        .saturating_mul(128)
-        .max(buffa::DEFAULT_ELEMENT_MEMORY_LIMIT);
-    let request: TracesDataLazyView<'_> = DecodeOptions::new()
-        .with_element_memory_limit(budget)
-        .decode_lazy_view(bytes)?;
+    let request = lazy_request(bytes)?;
     // Every resource and scope first, so that the span count is known before any span is read.
     let mut resources = Vec::with_capacity(request.resource_spans.len());
     let mut count = 0usize;
@@ -146,6 +137,49 @@ fn decode_record(
         }
     }
     Ok(Ok(out))
+}
+
+/// The record's lazy view. buffa bounds what a record may expand into (32 MiB of decoded
+/// elements by default); prost had no such bound: keep buffa's, but let it grow with the
+/// record, so that no record the old decoder took is refused for its size (an empty attribute
+/// is 2 bytes on the wire).
+fn lazy_request(bytes: &[u8]) -> Wire<TracesDataLazyView<'_>> {
+    let budget = bytes
+        .len()
+        .saturating_mul(128)
+        .max(buffa::DEFAULT_ELEMENT_MEMORY_LIMIT);
+    DecodeOptions::new()
+        .with_element_memory_limit(budget)
+        .decode_lazy_view(bytes)
+}
+
+/// The spans at `indices` (ascending positions in the batch order) of an `otlp_proto` record,
+/// each alone as [`RejectedSpan::record`] is (with `alone`): for spans refused after decoding
+/// (late ones). Nothing when the record does not parse (it did when it was decoded).
+pub(crate) fn spans_alone(bytes: &[u8], indices: &[usize]) -> Vec<(usize, Vec<u8>)> {
+    let cut = || -> Wire<Vec<(usize, Vec<u8>)>> {
+        let request = lazy_request(bytes)?;
+        let mut out = Vec::with_capacity(indices.len());
+        let mut at = 0;
+        for resource_spans in request.resource_spans.iter() {
+            let resource_spans = resource_spans?;
+            let resource = resource_spans.resource.get()?;
+            for scope_spans in resource_spans.scope_spans.iter() {
+                let scope_spans = scope_spans?;
+                for span in scope_spans.spans.iter() {
+                    let span = span?;
+                    if indices.binary_search(&at).is_ok() {
+                        let record =
+                            alone(resource.as_ref(), &resource_spans, &scope_spans, &span)?;
+                        out.push((at, record));
+                    }
+                    at += 1;
+                }
+            }
+        }
+        Ok(out)
+    };
+    cut().unwrap_or_default()
 }
 
 /// One OTLP span (with its resource's dimensions) → a span, through the native draft; the same

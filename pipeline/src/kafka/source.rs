@@ -18,7 +18,7 @@
 //!   re-emits only windows it can rebuild whole, with the same key and content.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -134,6 +134,8 @@ struct Inner {
     counters: Arc<Counters>,
     /// Spans for the quality path, read since the last [`KafkaSource::take_quality`].
     quality: Vec<QualityInput>,
+    /// The registry's final answers (schema, or unknown) by schema id, for this worker.
+    schemas: HashMap<u32, Lookup>,
 }
 
 /// What one activation of the source did.
@@ -195,6 +197,7 @@ impl KafkaSource {
                 outbox,
                 counters,
                 quality: Vec::new(),
+                schemas: HashMap::new(),
             },
             watermark,
             finished: false,
@@ -431,19 +434,20 @@ impl Inner {
             .settings
             .format
             .resolve(payload, self.settings.registry.is_some());
-        let (format, decoded) = match resolved {
-            Err(e) => (None, Err(e)),
+        // The record decoded with its format, or why not (with its format once known).
+        let decoded = match resolved {
+            Err(e) => Err((None, e)),
             Ok(InputFormat::AvroRegistry) => match self.avro(payload, now_ms) {
                 None => return Read::Held,
-                Some(span) => (
-                    Some(InputFormat::AvroRegistry),
-                    span.map(|s| Decoded::Span(Box::new(s))),
-                ),
+                Some(span) => span
+                    .map(|s| (InputFormat::AvroRegistry, Decoded::Span(Box::new(s))))
+                    .map_err(|e| (Some(InputFormat::AvroRegistry), e)),
             },
-            Ok(format) => (
-                Some(format),
-                self.decoder.decode_as(format, payload, now_ms),
-            ),
+            Ok(format) => self
+                .decoder
+                .decode_as(format, payload, now_ms)
+                .map(|d| (format, d))
+                .map_err(|e| (Some(format), e)),
         };
         let p = self
             .partitions
@@ -458,14 +462,13 @@ impl Inner {
                 "the broker skipped records after the committed offset; raise source.resume_rewind_records"
             );
         }
-        let (format, decoded) = match (format, decoded) {
-            (Some(format), Ok(decoded)) => (format, decoded),
-            (format, Err(e)) => {
+        let (format, decoded) = match decoded {
+            Ok(decoded) => decoded,
+            Err((format, e)) => {
                 let letter = Letter::record(payload, e.reason(), e.to_string(), format);
                 self.dead_letter(partition, offset, key, letter);
                 return Read::Done;
             }
-            (None, Ok(_)) => unreachable!("a decoded record has a format"),
         };
         let derived = match decoded {
             Decoded::Span(span) => match self.span(partition, *span, cap_time, out) {
@@ -530,13 +533,25 @@ impl Inner {
 
     /// An `avro_registry` record's span, or `None` while its schema is being fetched (the
     /// record is then held, see [`Inner::retry_held`]).
-    fn avro(&self, payload: &[u8], now_ms: u64) -> Option<Result<Span, DecodeError>> {
+    fn avro(&mut self, payload: &[u8], now_ms: u64) -> Option<Result<Span, DecodeError>> {
         let registry = self.settings.registry.as_ref()?;
         let (id, body) = match confluent_frame(payload) {
             Ok(frame) => frame,
             Err(e) => return Some(Err(e)),
         };
-        match registry.lookup(id) {
+        // Final answers are kept here, so that a record does not take the client's lock
+        // shared by every worker.
+        let lookup = match self.schemas.get(&id) {
+            Some(known) => known.clone(),
+            None => {
+                let lookup = registry.lookup(id);
+                if !matches!(lookup, Lookup::Pending) {
+                    self.schemas.insert(id, lookup.clone());
+                }
+                lookup
+            }
+        };
+        match lookup {
             Lookup::Pending => None,
             Lookup::Unknown(_) => Some(Err(DecodeError::UnknownSchema { id })),
             Lookup::Ready(schema) => Some(self.decoder.decode_avro(&schema, id, body, now_ms)),
