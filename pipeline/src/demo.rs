@@ -82,10 +82,10 @@ pub fn render(table: &BTreeMap<String, MetricsRecord>) -> String {
         "err %",
         "$/window"
     );
-    for (key, r) in table {
-        let series: Vec<&str> = key
-            .split(',')
-            .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v))
+    for r in table.values() {
+        let series: Vec<&str> = ["provider", "model", "tenant", "feature"]
+            .iter()
+            .map(|d| r.series.get(*d).map_or("-", String::as_str))
             .collect();
         let p95 = |d: &Option<crate::records::metrics::Distribution>| {
             d.as_ref().map_or("-".into(), |d| format!("{:.0}", d.p95))

@@ -27,7 +27,7 @@ use crate::records::quality::{FlaggedRecord, QualityRecord, ScoredItem};
 use crate::sinks::influx::InfluxWriter;
 use crate::sinks::kafka::KafkaSink;
 use crate::sinks::redis::RedisWriter;
-use crate::sinks::threaded::{BatchSettings, OnReject, OnRetry, ThreadedSink};
+use crate::sinks::threaded::{BatchSettings, OnReject, OnRetry, Rejects, ThreadedSink};
 use crate::sinks::{Sink, deliver, durable_events, durable_sinks};
 use crate::telemetry::Counters;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -64,33 +64,62 @@ impl Default for Handles {
     }
 }
 
-/// Dead-letters the records a sink refused for good, with the sink and its message in headers.
+/// Dead-letters the records a sink refused for good through the worker's outbox, with the
+/// sink and its message in headers; the sink holds their tickets until the outbox reports the
+/// dead letters durable.
+struct OutboxRejects {
+    outbox: Rc<RefCell<Outbox>>,
+    topic: Arc<str>,
+    counters: Arc<Counters>,
+}
+
+impl<T: crate::sinks::Record> Rejects<T> for OutboxRejects {
+    fn dead_letter(
+        &mut self,
+        sink: &'static str,
+        records: Vec<Arc<T>>,
+        message: String,
+    ) -> Vec<u64> {
+        self.counters
+            .sink_rejected
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        let mut outbox = self.outbox.borrow_mut();
+        records
+            .into_iter()
+            .map(|r| {
+                self.counters.dead_letter("sink_rejected");
+                let headers = vec![
+                    ("glassbox.reason", b"sink_rejected".to_vec()),
+                    ("glassbox.sink", sink.as_bytes().to_vec()),
+                    ("glassbox.error", message.as_bytes().to_vec()),
+                ];
+                let receipt = outbox.receipt();
+                outbox.send(
+                    &self.topic,
+                    r.key().as_bytes().to_vec(),
+                    r.to_json(),
+                    headers,
+                    Tag::Held(receipt),
+                );
+                receipt
+            })
+            .collect()
+    }
+
+    fn settle(&mut self, receipts: &mut std::collections::HashSet<u64>) {
+        self.outbox.borrow_mut().settle(receipts);
+    }
+}
+
 fn dead_letter_rejects<T: crate::sinks::Record>(
     config: &Config,
     outbox: &Rc<RefCell<Outbox>>,
     counters: &Arc<Counters>,
 ) -> OnReject<T> {
-    let (outbox, counters) = (outbox.clone(), counters.clone());
-    let topic: Arc<str> = config.kafka.deadletter_topic.as_str().into();
-    Box::new(move |sink, records, message| {
-        counters
-            .sink_rejected
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
-        for r in records {
-            counters.dead_letter("sink_rejected");
-            let headers = vec![
-                ("glassbox.reason", b"sink_rejected".to_vec()),
-                ("glassbox.sink", sink.as_bytes().to_vec()),
-                ("glassbox.error", message.as_bytes().to_vec()),
-            ];
-            outbox.borrow_mut().send(
-                &topic,
-                r.key().as_bytes().to_vec(),
-                r.to_json(),
-                headers,
-                Tag::Untracked,
-            );
-        }
+    Box::new(OutboxRejects {
+        outbox: outbox.clone(),
+        topic: config.kafka.deadletter_topic.as_str().into(),
+        counters: counters.clone(),
     })
 }
 

@@ -757,3 +757,276 @@ fn sends_token_gzip_and_ms_precision_and_splits_a_batch_the_server_finds_too_lar
     }
     assert_eq!(written, expected);
 }
+
+/// A small PRNG (xorshift64*), seeded per run and printed, so a failure can be replayed with
+/// `GLASSBOX_FUZZ_SEED`.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Self {
+        let seed = std::env::var("GLASSBOX_FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| now_ms() ^ u64::from(std::process::id()) << 40);
+        eprintln!("GLASSBOX_FUZZ_SEED={seed}");
+        Self(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Text of 1 to 24 characters, most of them what line protocol treats specially.
+    fn hostile_text(&mut self) -> String {
+        const CHARS: &[char] = &[
+            '\\', '\\', '\\', ',', '=', ' ', '"', '\n', '\r', '\t', '#', '\'', 'a', 'Z', '0', 'é',
+            '中', '😀', '＼', '{', '}', '_', '-', '.', '/', '|', '\u{0}', '\u{1b}', '\u{7f}',
+            '\u{200b}', '\u{feff}', 'i', '1', 'T', 'F',
+        ];
+        let len = 1 + self.next() % 24;
+        (0..len)
+            .map(|_| CHARS[(self.next() % CHARS.len() as u64) as usize])
+            .collect()
+    }
+}
+
+fn influx_json(url: &str, db: &str, q: &str) -> serde_json::Value {
+    let mut response = http()
+        .get(format!("{url}/query"))
+        .query_pairs([("db", db), ("q", q), ("epoch", "ms")])
+        .call()
+        .unwrap();
+    let text = response.body_mut().read_to_string().unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Rows of one InfluxQL SELECT as JSON arrays (columns in the order selected, time first).
+fn influx_rows(url: &str, db: &str, q: &str) -> Vec<Vec<serde_json::Value>> {
+    let v = influx_json(url, db, q);
+    let series = &v["results"][0]["series"];
+    let Some(series) = series.as_array() else {
+        panic!("{q}: {v}");
+    };
+    series
+        .iter()
+        .flat_map(|s| serde_json::from_value::<Vec<Vec<serde_json::Value>>>(s["values"].clone()))
+        .flatten()
+        .collect()
+}
+
+fn hostile_event(rng: &mut Rng, at_ms: u64) -> glassbox_operators::alerts::AlertEvent {
+    serde_json::from_value(serde_json::json!({
+        "id": rng.hostile_text(), "key": rng.hostile_text(), "kind": "firing",
+        "rule": "r", "severity": "page", "labels": {"tenant": rng.hostile_text()},
+        "active_at_ms": at_ms, "starts_at_ms": at_ms, "ends_at_ms": null,
+        "window": {"view": "v", "start_ms": at_ms - 60_000, "end_ms": at_ms},
+        "requests": 1, "terms": [], "exemplars": [],
+        "annotations": {"summary": rng.hostile_text()},
+    }))
+    .unwrap()
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
+fn hostile_text_round_trips_exactly_through_influxdb_and_victoria_metrics() {
+    use glassbox::sinks::influx::{stored_string_field, stored_text};
+    let (v1, vm) = (
+        server("GLASSBOX_TEST_INFLUX_V1_URL"),
+        server("GLASSBOX_TEST_VM_URL"),
+    );
+    let db = unique("glassbox_fuzz");
+    let prefix = unique("gbfz");
+    influxql(&v1, "", &format!("CREATE DATABASE \"{db}\""));
+    let mut rng = Rng::seeded();
+    let first = (now_ms() / 60_000 - 2_000) * 60_000;
+    // One record per minute, so every point is distinct whatever its text.
+    let mut records = records(first, 1);
+    records.truncate(1);
+    let template = records.pop().unwrap();
+    let records: Vec<MetricsRecord> = (0..400u64)
+        .map(|i| {
+            let mut r = template.clone();
+            r.window_start_ms = first + i * 60_000;
+            r.window_end_ms = r.window_start_ms + 60_000;
+            r.series = BTreeMap::from([
+                ("tenant".into(), rng.hostile_text()),
+                ("model".into(), rng.hostile_text()),
+            ]);
+            r
+        })
+        .collect();
+    let events: Vec<_> = (0..400u64)
+        .map(|i| hostile_event(&mut rng, first + i * 60_000 + 60_000))
+        .collect();
+    let config = |api, url: &str| InfluxConfig {
+        enabled: true,
+        api,
+        url: url.to_owned(),
+        database: db.clone(),
+        org: "glassbox".into(),
+        bucket: "test".into(),
+        measurement_prefix: prefix.clone(),
+        ..InfluxConfig::default()
+    };
+    let mut to_v1 = InfluxWriter::new(&config(InfluxApi::V1, &v1)).unwrap();
+    let mut to_vm = InfluxWriter::new(&config(InfluxApi::V2, &vm)).unwrap();
+    to_v1
+        .write(&keyed(&records))
+        .expect("InfluxDB takes every point");
+    to_vm
+        .write(&keyed(&records))
+        .expect("VictoriaMetrics takes every point");
+    let events: Vec<_> = events.into_iter().map(Arc::new).collect();
+    Writer::<glassbox_operators::alerts::AlertEvent>::write(&mut to_v1, &events)
+        .expect("InfluxDB takes every alert event");
+    Writer::<glassbox_operators::alerts::AlertEvent>::write(&mut to_vm, &events)
+        .expect("VictoriaMetrics takes every alert event");
+
+    // InfluxDB 1.x: every point, each tag exactly the stored text of the value.
+    let want: BTreeMap<u64, (String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.window_start_ms,
+                (
+                    stored_text(&r.series["tenant"]),
+                    stored_text(&r.series["model"]),
+                ),
+            )
+        })
+        .collect();
+    let got: BTreeMap<u64, (String, String)> = influx_rows(
+        &v1,
+        &db,
+        &format!("SELECT requests, tenant, model FROM \"{prefix}_requests\""),
+    )
+    .into_iter()
+    .map(|row| {
+        let text = |v: &serde_json::Value| v.as_str().unwrap().to_owned();
+        (row[0].as_u64().unwrap(), (text(&row[2]), text(&row[3])))
+    })
+    .collect();
+    assert_eq!(got.len(), want.len(), "InfluxDB kept every point");
+    for (t, w) in &want {
+        assert_eq!(got.get(t), Some(w), "InfluxDB at {t}");
+    }
+    let want_events: BTreeMap<u64, [String; 4]> = events
+        .iter()
+        .map(|e| {
+            (
+                e.window.end_ms,
+                [
+                    stored_string_field(&e.id),
+                    stored_string_field(&e.key),
+                    stored_string_field(&e.annotations["summary"]),
+                    stored_text(&e.labels["tenant"]),
+                ],
+            )
+        })
+        .collect();
+    let got_events: BTreeMap<u64, [String; 4]> = influx_rows(
+        &v1,
+        &db,
+        &format!("SELECT id, \"key\", summary, tenant FROM \"{prefix}_alert_events\""),
+    )
+    .into_iter()
+    .map(|row| {
+        let text = |i: usize| row[i].as_str().unwrap().to_owned();
+        (
+            row[0].as_u64().unwrap(),
+            [text(1), text(2), text(3), text(4)],
+        )
+    })
+    .collect();
+    assert_eq!(got_events, want_events, "InfluxDB alert events");
+
+    // VictoriaMetrics: every point's labels exactly the stored text, and no point made up
+    // (a line break in a string field would have been read as a point of its own).
+    let samples = wait_for_vm(&vm, &prefix, records.len(), Duration::from_secs(20));
+    let requests = format!("{prefix}_requests_requests");
+    let got: BTreeMap<u64, (String, String)> = samples
+        .iter()
+        .filter(|((name, _), _)| *name == requests)
+        .flat_map(|((_, labels), points)| {
+            points
+                .iter()
+                .map(|(t, _)| (*t, (labels["tenant"].clone(), labels["model"].clone())))
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "VictoriaMetrics kept every point");
+    for (t, w) in &want {
+        assert_eq!(got.get(t), Some(w), "VictoriaMetrics at {t}");
+    }
+    let names: BTreeSet<&str> = samples.keys().map(|(n, _)| n.as_str()).collect();
+    for name in &names {
+        let measurement_known = SUFFIXES
+            .iter()
+            .chain(&["alert_events"])
+            .any(|s| name.starts_with(&format!("{prefix}_{s}_")));
+        assert!(measurement_known, "a made-up series: {name}");
+    }
+    let alert_samples: usize = samples
+        .iter()
+        .filter(|((n, _), _)| n.starts_with(&format!("{prefix}_alert_events_")))
+        .map(|(_, p)| p.len())
+        .sum();
+    // VictoriaMetrics keeps a string field as a sample too: id, key, summary, requests and
+    // active_at_ms per event, and nothing more.
+    assert_eq!(alert_samples, 5 * events.len(), "five samples per event");
+    influxql(&v1, "", &format!("DROP DATABASE \"{db}\""));
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
+fn only_the_record_influxdb_refuses_is_refused_the_rest_of_its_batch_is_written() {
+    let url = server("GLASSBOX_TEST_INFLUX_V1_URL");
+    let db = unique("glassbox_bisect");
+    let prefix = unique("gbbs");
+    influxql(&url, "", &format!("CREATE DATABASE \"{db}\""));
+    let first = (now_ms() / 60_000 - 1_000) * 60_000;
+    let mut template = records(first, 1);
+    template.truncate(1);
+    let template = template.pop().unwrap();
+    // InfluxDB refuses a series key over 64 KB: one record has a 70 KB tenant.
+    let bad = 137;
+    let records: Vec<MetricsRecord> = (0..300u64)
+        .map(|i| {
+            let mut r = template.clone();
+            r.window_start_ms = first + i * 60_000;
+            r.window_end_ms = r.window_start_ms + 60_000;
+            if i == bad as u64 {
+                r.series.insert("tenant".into(), "t".repeat(70_000));
+            }
+            r
+        })
+        .collect();
+    let mut writer = InfluxWriter::new(&InfluxConfig {
+        enabled: true,
+        api: InfluxApi::V1,
+        url: url.clone(),
+        database: db.clone(),
+        measurement_prefix: prefix.clone(),
+        ..InfluxConfig::default()
+    })
+    .unwrap();
+    let err = writer.write(&keyed(&records)).unwrap_err();
+    assert!(!err.retryable, "{err:?}");
+    assert_eq!(err.refused, Some(vec![bad]), "{}", err.message);
+    assert!(err.message.contains("400"), "{}", err.message);
+    let count = influxql(
+        &url,
+        &db,
+        &format!("SELECT count(requests) FROM \"{prefix}_requests\""),
+    );
+    assert_eq!(count[1][3], (records.len() - 1).to_string(), "{count:?}");
+    influxql(&url, "", &format!("DROP DATABASE \"{db}\""));
+}

@@ -388,3 +388,50 @@ fn budget_thresholds_fire_once_per_period() {
     assert_eq!(event["budget_pico"], "40000000000");
     assert_eq!(event["spend_pico"], "55000000000");
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
+fn a_model_named_like_a_tenant_pair_is_repriced_to_its_own_tenant() {
+    use glassbox_operators::metrics::facts::{Dimensions, Series};
+    let prefix = unique("forged");
+    let forged_model = "gpt|4o,tenant=victim";
+    let dims = Dimensions(
+        ["provider", "model", "tenant", "feature"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let values = ["openai", forged_model, "attacker", "search"].map(String::from);
+    let key = dims.key(&Series::new(values.to_vec()));
+    let records: Vec<Arc<Keyed>> = (1..=3u64)
+        .map(|i| {
+            let mut u = usage(ACME_SEARCH, 2, 4_000, 0, 700);
+            u.model = forged_model.into();
+            let mut k = (*pane(ACME_SEARCH, NOV1 + i * 60_000, u)).clone();
+            k.key = key.clone();
+            k.record.series = dims.names().iter().cloned().zip(values.clone()).collect();
+            Arc::new(k)
+        })
+        .collect();
+    let priced = |input: u64| {
+        let mut t = PriceTable::new();
+        t.insert(forged_model, Price::new(input, 10_000_000));
+        t
+    };
+    let (old, new) = (priced(2_000_000), priced(7_000_000));
+    let board = PriceBoard::new(old.clone(), Duration::from_millis(100));
+    let mut w = writer(&prefix, &board, &CostConfig::default());
+    w.write(&records).unwrap();
+    let mut con = connect();
+    assert_eq!(stored(&mut con, &prefix), expected(&records, &old, &old));
+    board.publish(new.clone());
+    Writer::<Keyed>::idle(&mut w);
+    let after = stored(&mut con, &prefix);
+    assert_eq!(after, expected(&records, &new, &new));
+    assert!(
+        !after.keys().any(|(_, field)| field == "victim"),
+        "no cost is booked to the tenant named inside the model: {after:?}"
+    );
+}

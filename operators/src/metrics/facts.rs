@@ -102,6 +102,35 @@ impl Dimensions {
     pub fn names(&self) -> &[String] {
         &self.0
     }
+
+    /// The series' text key, `name=value` pairs joined by `,` in dimension order, e.g.
+    /// `provider=openai,model=gpt-4o,tenant=acme,feature=search`: the Kafka key of its records
+    /// and part of its Redis keys. Each value's `\`, `,`, `=` and `|` are escaped with a `\`,
+    /// so two different series never share a key (a model `m,tenant=t` is `m\,tenant\=t`,
+    /// not a second pair) and a key followed by `|` and more text stays unambiguous. Nothing
+    /// is ever parsed back out of a key: whoever needs a value reads the record's fields.
+    pub fn key(&self, series: &Series) -> String {
+        let mut out = String::new();
+        for (i, (name, value)) in self.0.iter().zip(series.values()).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            escape_into(&mut out, name);
+            out.push('=');
+            escape_into(&mut out, value);
+        }
+        out
+    }
+}
+
+/// Appends `text` with `\`, `,`, `=` and `|` escaped by a `\` (see [`Dimensions::key`]).
+fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        if matches!(c, '\\' | ',' | '=' | '|') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
 }
 
 /// One model call, as the metrics operators see it. Durations are in microseconds.
@@ -335,5 +364,53 @@ impl SpanFacts {
             usage: keying.map(|k| k.usage(span)),
             trace_id: (!span.trace_id.is_empty()).then(|| span.trace_id.as_str().into()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Splits a key back into its pairs, honouring the escapes: only the test does this, to
+    /// prove that the key loses nothing.
+    fn pairs(key: &str) -> Vec<(String, String)> {
+        let (mut pairs, mut name, mut field, mut escaped) = (vec![], None, String::new(), false);
+        for c in key.chars() {
+            match (escaped, c) {
+                (true, c) => (field.push(c), escaped = false).0,
+                (false, '\\') => escaped = true,
+                (false, '=') if name.is_none() => name = Some(std::mem::take(&mut field)),
+                (false, ',') => pairs.push((name.take().unwrap(), std::mem::take(&mut field))),
+                (false, c) => field.push(c),
+            }
+        }
+        pairs.push((name.take().unwrap(), field));
+        pairs
+    }
+
+    #[test]
+    fn a_value_that_looks_like_pairs_does_not_collide_with_a_real_pair() {
+        let dims = Dimensions(vec!["model".into(), "tenant".into()]);
+        let forged = dims.key(&Series::new(vec!["m,tenant=t".into(), "x".into()]));
+        let other = Dimensions(vec!["model".into(), "tenant".into(), "tenant".into()])
+            .key(&Series::new(vec!["m".into(), "t".into(), "x".into()]));
+        assert_eq!(forged, r"model=m\,tenant\=t,tenant=x");
+        assert_ne!(forged, other);
+        assert_eq!(
+            dims.key(&Series::new(vec![r"a\".into(), "|b".into()])),
+            r"model=a\\,tenant=\|b"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn keys_round_trip_so_distinct_series_have_distinct_keys(
+            values in proptest::collection::vec("[a-z,=|\\\\ ]{0,6}", 1..5),
+        ) {
+            let names: Vec<String> = (0..values.len()).map(|i| format!("d{i}")).collect();
+            let key = Dimensions(names.clone()).key(&Series::new(values.clone()));
+            prop_assert_eq!(pairs(&key), names.into_iter().zip(values).collect::<Vec<_>>());
+        }
     }
 }

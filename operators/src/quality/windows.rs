@@ -218,12 +218,7 @@ impl QualityRecord {
                 .cloned()
                 .zip(series.values().iter().cloned())
                 .collect(),
-            key: names
-                .iter()
-                .zip(series.values())
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect::<Vec<_>>()
-                .join(","),
+            key: dims.key(series),
             answers_scored: acc.answers,
             faithfulness_mean: mean(acc.faithfulness_ppm, acc.answers),
             faithfulness_p10: acc.faithfulness_quantile(0.10),

@@ -38,9 +38,9 @@ pub enum Tag {
     },
     /// A sink ticket (see [`crate::sinks`]).
     Ticket(u64),
-    /// Nobody waits for this record (a dead-lettered window record): kept until acknowledged,
-    /// like every record, but its acknowledgement is not reported.
-    Untracked,
+    /// The dead letter of a record a sink refused, whose owner holds the record's ticket until
+    /// it is durable (a receipt of [`Outbox::receipt`]).
+    Held(u64),
 }
 
 /// How much of a refused record's key and payload its dead letter keeps.
@@ -108,6 +108,9 @@ pub struct Outbox {
     next_id: usize,
     acked_dead_letters: Vec<(i32, i64)>,
     acked_tickets: Vec<u64>,
+    /// Receipts of [`Tag::Held`] records acknowledged, until their owners take them.
+    acked_held: std::collections::HashSet<u64>,
+    next_receipt: u64,
     counters: Arc<Counters>,
 }
 
@@ -137,6 +140,8 @@ impl Outbox {
             next_id: 0,
             acked_dead_letters: Vec::new(),
             acked_tickets: Vec::new(),
+            acked_held: Default::default(),
+            next_receipt: 0,
             counters,
         })
     }
@@ -208,7 +213,10 @@ impl Outbox {
                 self.acked_dead_letters.push((partition, offset));
             }
             Some(Tag::Ticket(t)) => self.acked_tickets.push(t),
-            Some(Tag::Untracked) | None => {}
+            Some(Tag::Held(r)) => {
+                self.acked_held.insert(r);
+            }
+            None => {}
         }
     }
 
@@ -246,6 +254,18 @@ impl Outbox {
     pub fn take_dead_letter_acks(&mut self) -> Vec<(i32, i64)> {
         self.poll();
         std::mem::take(&mut self.acked_dead_letters)
+    }
+
+    /// A new receipt for a [`Tag::Held`] record.
+    pub fn receipt(&mut self) -> u64 {
+        self.next_receipt += 1;
+        self.next_receipt
+    }
+
+    /// Removes from `receipts` those whose [`Tag::Held`] records are durable (or settled).
+    pub fn settle(&mut self, receipts: &mut std::collections::HashSet<u64>) {
+        self.poll();
+        receipts.retain(|r| !self.acked_held.remove(r));
     }
 
     /// Sink tickets acknowledged since the last call.

@@ -219,14 +219,9 @@ impl MetricsRecord {
         }
     }
 
-    /// The Kafka key: the series, `name=value` pairs joined by `,` in dimension order.
+    /// The Kafka key: the series' [`Dimensions::key`].
     pub fn key(key: &WindowKey, dims: &Dimensions) -> String {
-        dims.names()
-            .iter()
-            .zip(key.series.values())
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        dims.key(&key.series)
     }
 }
 

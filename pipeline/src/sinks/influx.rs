@@ -33,9 +33,18 @@
 //!
 //! # Failures
 //! 2xx: written. 408, 429, 5xx, timeouts and connection errors: retried by the
-//! [`ThreadedSink`](super::threaded::ThreadedSink) with backoff. 413 (body too large): the
-//! batch is split in halves and each half written. Any other status: the batch is refused for
-//! good and dead-lettered with the server's message. Neither the token nor the password is
+//! [`ThreadedSink`](super::threaded::ThreadedSink) with backoff. 400 (a point the server cannot
+//! parse or store) and 413 (body too large): the batch is split in halves and each half
+//! written, down to single records, so only the records refused alone are dead-lettered with
+//! the server's message. Any other status (401, 403, 404…): the batch is refused for good and
+//! dead-lettered.
+//!
+//! # Text
+//! What the servers store for a name, tag or string field is [`stored_text`] and
+//! [`stored_string_field`] of the record's text: line breaks become spaces and backslashes in
+//! names and tags become `＼` (U+FF3C), because line protocol cannot carry them alike to
+//! InfluxDB 1.x and VictoriaMetrics; everything else is kept exactly. The round trip is checked
+//! against both real servers (`integration/tests/line_protocol.rs`). Neither the token nor the password is
 //! ever put into an error, a log line or `Debug` output.
 
 use std::fmt;
@@ -101,38 +110,56 @@ fn percent_encode(s: &str, out: &mut String) {
     }
 }
 
-/// Appends `s` to `out` with `specials` backslash-escaped.
+/// What InfluxDB and VictoriaMetrics store for a measurement name, tag key or tag value `s`
+/// written by this sink: `s` with each line break (`\n`, `\r`) made a space and each backslash
+/// made `＼` (U+FF3C, fullwidth reverse solidus); every other character is kept.
 ///
-/// Newlines and carriage returns cannot appear in line protocol and become spaces. InfluxDB
-/// 1.x reads any other backslash literally, except one (or a run) directly before an escaped
-/// character or at the end of the key or value, which it cannot read back at all: such a run
-/// is dropped, so that one odd value never makes a whole batch unparseable.
+/// Line protocol cannot carry those characters alike to both servers: a line break ends the
+/// point (VictoriaMetrics would read the rest as a point of its own), InfluxDB 1.x keeps `\\`
+/// as two backslashes where VictoriaMetrics reads one, and InfluxDB 1.x cannot read a
+/// backslash directly before `,`, `=`, a space or the end at all, so one value made of
+/// backslashes used to make the whole batch unparseable. A non-empty text stays non-empty.
+pub fn stored_text(s: &str) -> String {
+    s.chars().map(stored_char).collect()
+}
+
+fn stored_char(c: char) -> char {
+    match c {
+        '\n' | '\r' => ' ',
+        '\\' => '＼',
+        c => c,
+    }
+}
+
+/// What InfluxDB stores for a string field value `s` written by this sink: `s` with each line
+/// break made a space (see [`stored_text`]); quotes and backslashes are escaped and kept.
+pub fn stored_string_field(s: &str) -> String {
+    s.chars()
+        .map(|c| if matches!(c, '\n' | '\r') { ' ' } else { c })
+        .collect()
+}
+
+/// Appends [`stored_text`]`(s)` to `out` with `specials` backslash-escaped.
 fn push_escaped(out: &mut String, s: &str, specials: &[char]) {
-    let chars: Vec<char> = s
-        .chars()
-        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-        .collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\\' {
-            let run_end = chars[i..]
-                .iter()
-                .position(|&c| c != '\\')
-                .map_or(chars.len(), |n| i + n);
-            let next = chars.get(run_end);
-            if next.is_some_and(|n| !specials.contains(n)) {
-                out.extend(&chars[i..run_end]);
-            }
-            i = run_end;
-            continue;
-        }
+    for c in s.chars().map(stored_char) {
         if specials.contains(&c) {
             out.push('\\');
         }
         out.push(c);
-        i += 1;
     }
+}
+
+/// Appends `"{s}"` as a string field value: [`stored_string_field`]`(s)` with `"` and `\`
+/// escaped.
+fn push_string_field(out: &mut String, s: &str) {
+    out.push('"');
+    for c in stored_string_field(s).chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 const MEASUREMENT_SPECIALS: &[char] = &[',', ' '];
@@ -293,8 +320,10 @@ pub fn lines(record: &MetricsRecord, prefix: &str, out: &mut String) {
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     Written,
-    /// 413: write the batch in smaller pieces.
-    TooLarge(WriteError),
+    /// 400 (a point it cannot parse or store) or 413 (too large): something in the batch is
+    /// refused, so smaller pieces are tried.
+    Refused(WriteError),
+    /// Worth retrying, or a refusal of any batch (e.g. 401, 404).
     Failed(WriteError),
 }
 
@@ -305,8 +334,9 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Classifies an HTTP answer: 2xx written; 408, 429 and 5xx worth retrying; 413 too large;
-/// anything else a refusal, with the server's message.
+/// Classifies an HTTP answer: 2xx written; 408, 429 and 5xx worth retrying; 400 and 413 a
+/// refusal of something in the batch; anything else a refusal of any batch, with the server's
+/// message.
 fn classify(status: u16, body: &str) -> Outcome {
     if (200..300).contains(&status) {
         return Outcome::Written;
@@ -318,7 +348,7 @@ fn classify(status: u16, body: &str) -> Outcome {
     );
     match status {
         408 | 429 | 500..=599 => Outcome::Failed(WriteError::retry(message)),
-        413 => Outcome::TooLarge(WriteError::reject(message)),
+        400 | 413 => Outcome::Refused(WriteError::reject(message)),
         _ => Outcome::Failed(WriteError::reject(message)),
     }
 }
@@ -409,11 +439,32 @@ impl InfluxWriter {
         })
     }
 
-    /// Renders and posts `batch`; on 413 splits it and writes the halves.
+    /// Renders and posts `batch`. A batch the server refuses as a whole for its content (400,
+    /// or 413 too large) is split in halves and each half written, down to single records, so
+    /// that only the records it cannot take are refused ([`WriteError::reject_some`]); the
+    /// halves it took stay written (a retry or replay rewrites the same points).
     fn write_records<T>(
         &mut self,
         batch: &[Arc<T>],
         render: fn(&T, &str, &mut String),
+    ) -> Result<(), WriteError> {
+        let mut refused = Vec::new();
+        let mut message = None;
+        self.write_part(batch, 0, render, &mut refused, &mut message)?;
+        match message {
+            None => Ok(()),
+            Some(m) if refused.len() == batch.len() => Err(WriteError::reject(m)),
+            Some(m) => Err(WriteError::reject_some(m, refused)),
+        }
+    }
+
+    fn write_part<T>(
+        &mut self,
+        batch: &[Arc<T>],
+        base: usize,
+        render: fn(&T, &str, &mut String),
+        refused: &mut Vec<usize>,
+        message: &mut Option<String>,
     ) -> Result<(), WriteError> {
         self.body.clear();
         for item in batch {
@@ -424,12 +475,17 @@ impl InfluxWriter {
         }
         match self.post()? {
             Outcome::Written => Ok(()),
-            Outcome::TooLarge(_) if batch.len() > 1 => {
+            Outcome::Refused(_) if batch.len() > 1 => {
                 let (a, b) = batch.split_at(batch.len() / 2);
-                self.write_records(a, render)?;
-                self.write_records(b, render)
+                self.write_part(a, base, render, refused, message)?;
+                self.write_part(b, base + a.len(), render, refused, message)
             }
-            Outcome::TooLarge(e) | Outcome::Failed(e) => Err(e),
+            Outcome::Refused(e) => {
+                refused.push(base);
+                message.get_or_insert(e.message);
+                Ok(())
+            }
+            Outcome::Failed(e) => Err(e),
         }
     }
 
@@ -558,14 +614,8 @@ pub fn alert_lines(e: &AlertEvent, prefix: &str, out: &mut String) {
             out.push(',');
         }
         out.push_str(name);
-        out.push_str("=\"");
-        for c in text.chars() {
-            if matches!(c, '"' | '\\') {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
+        out.push('=');
+        push_string_field(out, text);
     }
     out.push_str(&format!(
         ",requests={}i,active_at_ms={}i {}\n",
@@ -672,13 +722,12 @@ mod tests {
         push_escaped(&mut out, "m x,y=z", MEASUREMENT_SPECIALS);
         assert_eq!(out, r"m\ x\,y=z");
         out.clear();
-        // Lone backslashes are literal; a run before an escaped character or at the end, and
-        // line breaks, cannot be read back by InfluxDB 1.x.
+        // Backslashes and line breaks are what the servers cannot read back alike.
         push_escaped(&mut out, "C:\\dir\\x", TAG_SPECIALS);
-        assert_eq!(out, r"C:\dir\x");
+        assert_eq!(out, "C:＼dir＼x");
         out.clear();
-        push_escaped(&mut out, "a\\\\,b\\", TAG_SPECIALS);
-        assert_eq!(out, r"a\,b");
+        push_escaped(&mut out, "\\\\\\", TAG_SPECIALS);
+        assert_eq!(out, "＼＼＼", "a value of backslashes is not empty");
         out.clear();
         push_escaped(&mut out, "two\nlines\r", TAG_SPECIALS);
         assert_eq!(out, r"two\ lines\ ");
@@ -768,7 +817,11 @@ mod tests {
         let long = "x".repeat(2_000);
         for status in [400, 401, 403, 404, 422, 301] {
             match classify(status, &format!("{{\"error\":\"bad\"}}{long}")) {
-                Outcome::Failed(e) => {
+                Outcome::Failed(e) | Outcome::Refused(e) => {
+                    assert_eq!(
+                        matches!(classify(status, ""), Outcome::Refused(_)),
+                        status == 400
+                    );
                     assert!(!e.retryable, "{status}");
                     assert!(e.message.contains("bad") && e.message.contains(&status.to_string()));
                     assert!(e.message.len() < 600, "{}", e.message.len());
@@ -776,7 +829,7 @@ mod tests {
                 other => panic!("{status}: {other:?}"),
             }
         }
-        assert!(matches!(classify(413, "too big"), Outcome::TooLarge(_)));
+        assert!(matches!(classify(413, "too big"), Outcome::Refused(_)));
         assert_eq!(truncate("héllo", 2), "hé");
     }
 

@@ -5,9 +5,11 @@
 //! acknowledged it. While the server is down the thread retries with exponential backoff and
 //! jitter, forever, and the backlog grows until the source pauses reading (back-pressure): no
 //! record is dropped. A batch the server refuses for good (a client error no retry can fix) is
-//! dead-lettered with the server's message and counted, and its ticket is acknowledged.
+//! dead-lettered with the server's message and counted; the tickets of that batch are reported
+//! acknowledged only once every dead letter is durable ([`Rejects::settle`]), so the offsets
+//! that produced a refused record are never committed before its dead letter is safe.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
@@ -23,6 +25,9 @@ pub struct WriteError {
     pub retryable: bool,
     /// What the server or the client said. Never contains credentials.
     pub message: String,
+    /// For a refusal of only some records (the rest written): their indexes in the batch.
+    /// `None`: the refusal is of the whole batch.
+    pub refused: Option<Vec<usize>>,
 }
 
 impl WriteError {
@@ -31,6 +36,7 @@ impl WriteError {
         Self {
             retryable: true,
             message: message.into(),
+            refused: None,
         }
     }
 
@@ -39,6 +45,16 @@ impl WriteError {
         Self {
             retryable: false,
             message: message.into(),
+            refused: None,
+        }
+    }
+
+    /// A refusal of the records at `indexes` of the batch only; the others are written.
+    pub fn reject_some(message: impl Into<String>, indexes: Vec<usize>) -> Self {
+        Self {
+            retryable: false,
+            message: message.into(),
+            refused: Some(indexes),
         }
     }
 }
@@ -85,15 +101,38 @@ impl Default for BatchSettings {
 pub enum Report<T = Keyed> {
     /// These tickets are durable.
     Acked(Vec<u64>),
-    /// These records were refused for good: dead-letter them. Their tickets are reported
-    /// separately, as acknowledged.
-    Rejected(Vec<Arc<T>>, String),
+    /// These records, of the batch of these tickets, were refused for good: dead-letter them.
+    /// The tickets are reported separately, as acknowledged by the server, and held until the
+    /// dead letters are durable.
+    Rejected {
+        /// The refused records.
+        records: Vec<Arc<T>>,
+        /// The server's message.
+        message: String,
+        /// The tickets of the batch they were in.
+        tickets: Vec<u64>,
+    },
     /// A write failed and will be retried (for the counters and logs).
     Retrying(String),
 }
 
-/// Dead-letters records a sink refused for good: (sink name, records, the server's message).
-pub type OnReject<T = Keyed> = Box<dyn FnMut(&'static str, Vec<Arc<T>>, String)>;
+/// Where the records a sink refused for good go, and how the sink learns they are durable there.
+pub trait Rejects<T> {
+    /// Dead-letters `records` refused by `sink` with the server's `message`; returns one
+    /// receipt per dead letter.
+    fn dead_letter(
+        &mut self,
+        sink: &'static str,
+        records: Vec<Arc<T>>,
+        message: String,
+    ) -> Vec<u64>;
+
+    /// Removes from `receipts` those whose dead letters are now durable.
+    fn settle(&mut self, receipts: &mut HashSet<u64>);
+}
+
+/// The dead-letter route of a sink.
+pub type OnReject<T = Keyed> = Box<dyn Rejects<T>>;
 /// Counts a retried write of a sink.
 pub type OnRetry = Box<dyn FnMut(&'static str)>;
 
@@ -103,8 +142,12 @@ pub struct ThreadedSink<T: Record = Keyed> {
     to_thread: Option<Sender<(u64, Vec<Arc<T>>)>>,
     reports: Receiver<Report<T>>,
     backlog: usize,
-    outstanding: std::collections::HashMap<u64, usize>,
+    outstanding: HashMap<u64, usize>,
     on_reject: OnReject<T>,
+    /// Tickets with refused records → receipts of their dead letters not yet durable.
+    held: HashMap<u64, HashSet<u64>>,
+    /// Held tickets the server has acknowledged, waiting for their dead letters.
+    waiting: Vec<u64>,
     on_retry: OnRetry,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -131,8 +174,19 @@ impl<T: Record> ThreadedSink<T> {
             backlog: 0,
             outstanding: Default::default(),
             on_reject,
+            held: HashMap::new(),
+            waiting: Vec::new(),
             on_retry,
             thread: Some(thread),
+        }
+    }
+}
+
+impl<T: Record> ThreadedSink<T> {
+    fn ack(&mut self, ticket: u64, acked: &mut Vec<u64>) {
+        if let Some(n) = self.outstanding.remove(&ticket) {
+            self.backlog -= n;
+            acked.push(ticket);
         }
     }
 }
@@ -169,15 +223,39 @@ impl<T: Record> Sink<T> for ThreadedSink<T> {
             match report {
                 Report::Acked(tickets) => {
                     for t in tickets {
-                        if let Some(n) = self.outstanding.remove(&t) {
-                            self.backlog -= n;
-                            acked.push(t);
+                        if self.held.contains_key(&t) {
+                            self.waiting.push(t);
+                        } else {
+                            self.ack(t, acked);
                         }
                     }
                 }
-                Report::Rejected(records, message) => (self.on_reject)(self.name, records, message),
+                Report::Rejected {
+                    records,
+                    message,
+                    tickets,
+                } => {
+                    let receipts = self.on_reject.dead_letter(self.name, records, message);
+                    for t in tickets {
+                        self.held.entry(t).or_default().extend(&receipts);
+                    }
+                }
                 Report::Retrying(_) => (self.on_retry)(self.name),
             }
+        }
+        // Acknowledged tickets whose dead letters have become durable.
+        let mut settled = Vec::new();
+        for &t in &self.waiting {
+            let receipts = self.held.get_mut(&t).expect("a waiting ticket is held");
+            self.on_reject.settle(receipts);
+            if receipts.is_empty() {
+                settled.push(t);
+            }
+        }
+        for t in settled {
+            self.waiting.retain(|w| *w != t);
+            self.held.remove(&t);
+            self.ack(t, acked);
         }
     }
 
@@ -270,8 +348,19 @@ fn write_loop<T: Record>(
                         }
                     }
                     Err(e) => {
-                        tracing::error!(sink = name, error = %e.message, records = chunk.len(), "sink refused records; dead-lettering them");
-                        let _ = to_worker.send(Report::Rejected(chunk.to_vec(), e.message));
+                        let refused: Vec<Arc<T>> = match &e.refused {
+                            Some(indexes) => indexes
+                                .iter()
+                                .filter_map(|&i| chunk.get(i).cloned())
+                                .collect(),
+                            None => chunk.to_vec(),
+                        };
+                        tracing::error!(sink = name, error = %e.message, records = refused.len(), batch = chunk.len(), "sink refused records; dead-lettering them");
+                        let _ = to_worker.send(Report::Rejected {
+                            records: refused,
+                            message: e.message,
+                            tickets: tickets.clone(),
+                        });
                         break;
                     }
                 }
@@ -376,11 +465,12 @@ mod tests {
             reject: false,
             seen: seen.clone(),
         };
+        let letters = Letters::default();
         let mut sink = ThreadedSink::new(
             "flaky",
             writer,
             settings(),
-            Box::new(|_, _, _| panic!("nothing is rejected")),
+            Box::new(letters.clone()),
             Box::new(move |_| *r.lock().unwrap() += 1),
         );
         sink.submit(1, &keyed(2));
@@ -391,6 +481,10 @@ mod tests {
         assert_eq!(acked, vec![1, 2]);
         assert_eq!(sink.backlog(), 0);
         assert_eq!(*retries.lock().unwrap(), 3);
+        assert!(
+            letters.got.lock().unwrap().is_empty(),
+            "nothing is rejected"
+        );
         // Batches never exceed max_records (a ticket is never split unless it alone is larger).
         assert!(
             seen.lock().unwrap().iter().all(|n| *n <= 3),
@@ -399,10 +493,58 @@ mod tests {
         );
     }
 
+    /// A dead-letter route that records what it gets and makes receipts durable only when
+    /// the test says so.
+    /// (sink, keys of the refused records, message) of each dead-lettering.
+    type Got = Vec<(&'static str, Vec<String>, String)>;
+
+    #[derive(Clone, Default)]
+    struct Letters {
+        got: Arc<Mutex<Got>>,
+        durable: Arc<Mutex<HashSet<u64>>>,
+        next: Arc<Mutex<u64>>,
+    }
+
+    impl Rejects<Keyed> for Letters {
+        fn dead_letter(
+            &mut self,
+            sink: &'static str,
+            records: Vec<Arc<Keyed>>,
+            message: String,
+        ) -> Vec<u64> {
+            let keys = records.iter().map(|r| r.key.clone()).collect();
+            self.got.lock().unwrap().push((sink, keys, message));
+            let mut next = self.next.lock().unwrap();
+            records
+                .iter()
+                .map(|_| {
+                    *next += 1;
+                    *next
+                })
+                .collect()
+        }
+
+        fn settle(&mut self, receipts: &mut HashSet<u64>) {
+            let durable = self.durable.lock().unwrap();
+            receipts.retain(|r| !durable.contains(r));
+        }
+    }
+
+    /// Refuses the record keyed `k1` of each batch, writes the others.
+    struct RefusesOne;
+
+    impl Writer for RefusesOne {
+        fn write(&mut self, batch: &[Arc<Keyed>]) -> Result<(), WriteError> {
+            match batch.iter().position(|r| r.key == "k1") {
+                Some(i) => Err(WriteError::reject_some("400 bad point", vec![i])),
+                None => Ok(()),
+            }
+        }
+    }
+
     #[test]
-    fn a_refused_batch_is_dead_lettered_and_its_ticket_acknowledged() {
-        let rejected = Arc::new(Mutex::new(Vec::new()));
-        let r = rejected.clone();
+    fn a_refused_batch_is_dead_lettered_and_its_ticket_held_until_the_letters_are_durable() {
+        let letters = Letters::default();
         let writer = Flaky {
             fail_first: 0,
             reject: true,
@@ -412,16 +554,57 @@ mod tests {
             "refusing",
             writer,
             settings(),
-            Box::new(move |name, records, message| {
-                r.lock().unwrap().push((name, records.len(), message))
-            }),
+            Box::new(letters.clone()),
             Box::new(|_| {}),
         );
         sink.submit(7, &keyed(2));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut acked = Vec::new();
+        while letters.got.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "nothing was dead-lettered");
+            sink.poll(&mut acked);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The server is done with the batch, but its dead letters are not durable yet.
+        std::thread::sleep(Duration::from_millis(50));
+        sink.poll(&mut acked);
+        assert!(
+            acked.is_empty(),
+            "acknowledged before its dead letters: {acked:?}"
+        );
+        assert_eq!(sink.backlog(), 2);
+        letters.durable.lock().unwrap().insert(1);
+        sink.poll(&mut acked);
+        assert!(acked.is_empty(), "one dead letter is still not durable");
+        letters.durable.lock().unwrap().insert(2);
         assert_eq!(drain(&mut sink, 1), vec![7]);
+        assert_eq!(sink.backlog(), 0);
         assert_eq!(
-            *rejected.lock().unwrap(),
-            vec![("refusing", 2, "400 bad field".to_owned())]
+            *letters.got.lock().unwrap(),
+            vec![(
+                "refusing",
+                vec!["k0".to_owned(), "k1".to_owned()],
+                "400 bad field".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn only_the_records_a_server_refuses_are_dead_lettered() {
+        let letters = Letters::default();
+        letters.durable.lock().unwrap().extend(1..100);
+        let mut sink = ThreadedSink::new(
+            "partial",
+            RefusesOne,
+            settings(),
+            Box::new(letters.clone()),
+            Box::new(|_| {}),
+        );
+        sink.submit(1, &keyed(3));
+        assert_eq!(drain(&mut sink, 1), vec![1]);
+        assert_eq!(
+            *letters.got.lock().unwrap(),
+            vec![("partial", vec!["k1".to_owned()], "400 bad point".to_owned())]
         );
     }
 }

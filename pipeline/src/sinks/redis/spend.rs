@@ -16,8 +16,8 @@
 //! | `{p}:spend:feature:day:{day}` | hash | feature → pico-USD |
 //! | `{p}:spend:feature:month:{month}` | hash | feature → pico-USD |
 //! | `{p}:spend:unpriced:day:{day}` | hash | model → calls without a price |
-//! | `{p}:spend:usage:{day}` | hash | `{series}\|{provider}/{model}@{tier}\|{class}` → calls or tokens (what the cost is computed from) |
-//! | `{p}:spend:cost:{day}` | hash | `{series}\|{provider}/{model}@{tier}` → pico-USD, or `u` when unpriced |
+//! | `{p}:spend:usage:{day}` | hash | `{booking}\|{class}` → calls or tokens (what the cost is computed from) |
+//! | `{p}:spend:cost:{day}` | hash | `{booking}` → pico-USD, or `u` when unpriced |
 //! | `{p}:spend:applied:{day}` | hash | `{series}\|{pane_end_ms}` → 1 (panes already counted) |
 //! | `{p}:spend:days` | sorted set | day → its start (ms) |
 //! | `{p}:spend:clock` | string | the latest pane end counted (ms) |
@@ -27,6 +27,13 @@
 //! | channel `{p}:budget` | pub/sub | each budget event's JSON |
 //!
 //! One `HGETALL {p}:spend:tenant:day:2026-11-28` reads every tenant's spend of that day.
+//!
+//! `{series}` is the series key ([`glassbox_operators::Dimensions::key`], its values escaped)
+//! and `{booking}` the JSON object of what a cost is booked to, e.g.
+//! `{"series":"provider=openai,…","tenant":"acme","feature":"search","price":{"provider":
+//! "openai","model":"gpt-4o","tier":0}}`. Re-pricing reads the tenant, feature and price key
+//! back from that JSON, never by splitting a rendered key, so no value (a model named
+//! `m,tenant=t`, a `|` or `/` in a name) can book cost to another tenant.
 //!
 //! # Exactness
 //! Spend is fed by the tumbling view only: each closed pane of each series is counted once, by
@@ -63,6 +70,7 @@ use ::redis::{Connection, RedisResult, Script, Value};
 use glassbox_operators::cost::PriceTable;
 use glassbox_operators::cost::pricing::{PriceBoard, cost_of, key_rates};
 use glassbox_operators::{PriceKey, TokenClass};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rdkafka::ClientContext;
@@ -192,23 +200,24 @@ pub struct SpendLedger {
 /// A ledger shared between writer threads.
 pub type SharedLedger = Arc<Mutex<SpendLedger>>;
 
-/// A series key's dimension value (`name=value` pairs joined by `,`), `unknown` when absent.
-fn dimension<'a>(series: &'a str, name: &str) -> &'a str {
-    series
-        .split(',')
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .unwrap_or(glassbox_operators::metrics::facts::UNKNOWN)
+/// What a usage or cost entry is booked to; its JSON text is the entry's field (see the module
+/// doc).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Booking {
+    /// The series key.
+    series: String,
+    /// The series' tenant (`unknown` when it has none).
+    tenant: String,
+    /// The series' feature (`unknown` when it has none).
+    feature: String,
+    /// What prices the calls.
+    price: PriceKey,
 }
 
-/// `provider/model@tier` → the key (`-` for no provider).
-fn parse_key(label: &str) -> Option<PriceKey> {
-    let (rest, tier) = label.rsplit_once('@')?;
-    let (provider, model) = rest.split_once('/')?;
-    Some(PriceKey {
-        provider: (provider != "-").then(|| provider.into()),
-        model: model.into(),
-        tier: tier.parse().ok()?,
-    })
+impl Booking {
+    fn field(&self) -> String {
+        serde_json::to_string(self).expect("bookings serialize")
+    }
 }
 
 fn cost_text(cost: Option<i128>) -> String {
@@ -278,7 +287,13 @@ impl SpendLedger {
             for u in &cost.usage {
                 let key = u.key();
                 let cost = key_rates(&self.table, &key).map(|rates| cost_of(&u.counts, &rates));
-                args.push(format!("{}|{}", keyed.key, key.label()));
+                let booking = Booking {
+                    series: keyed.key.clone(),
+                    tenant: tenant.to_owned(),
+                    feature: feature.to_owned(),
+                    price: key,
+                };
+                args.push(booking.field());
                 args.push(u.model.clone());
                 args.extend(u.counts.iter().map(i64::to_string));
                 args.push(cost_text(cost));
@@ -355,13 +370,15 @@ impl SpendLedger {
             pipe.atomic();
             let mut deltas: BTreeMap<(&str, String, String), i128> = BTreeMap::new();
             for (ukey, c) in &counts {
-                let Some((series, label)) = ukey.rsplit_once('|') else {
+                let Ok(booking) = serde_json::from_str::<Booking>(ukey) else {
+                    tracing::warn!(
+                        day,
+                        "spend: a usage entry not written by this version is left as is"
+                    );
                     continue;
                 };
-                let Some(key) = parse_key(label) else {
-                    continue;
-                };
-                let new = key_rates(&self.table, &key).map(|rates| cost_of(c, &rates));
+                let key = &booking.price;
+                let new = key_rates(&self.table, key).map(|rates| cost_of(c, &rates));
                 let old = costs.get(ukey).map(String::as_str);
                 let old_cost: Option<i128> = match old {
                     None | Some("u") => None,
@@ -377,7 +394,7 @@ impl SpendLedger {
                 pipe.hset(self.key(&format!("spend:cost:{day}")), ukey, cost_text(new))
                     .ignore();
                 let delta = new.unwrap_or(0) - old_cost.unwrap_or(0);
-                let (tenant, feature) = (dimension(series, "tenant"), dimension(series, "feature"));
+                let (tenant, feature) = (booking.tenant.as_str(), booking.feature.as_str());
                 for (k, field) in [
                     ("tenant:day", tenant),
                     ("tenant:month", tenant),
@@ -547,22 +564,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_and_dimensions_parse_back() {
-        let key = PriceKey {
-            provider: Some("openai".into()),
-            model: "ft:gpt-4o/x".into(),
-            tier: 200_000,
+    fn a_booking_round_trips_whatever_its_values_hold() {
+        let booking = Booking {
+            series: r"provider=openai,model=m\,tenant\=victim|x,tenant=attacker,feature=f".into(),
+            tenant: "attacker".into(),
+            feature: "f|\"}".into(),
+            price: PriceKey {
+                provider: Some("a/b@c".into()),
+                model: "ft:gpt-4o/x@1|2".into(),
+                tier: 200_000,
+            },
         };
-        assert_eq!(parse_key(&key.label()), Some(key));
-        let bare = PriceKey {
-            provider: None,
-            model: "m".into(),
-            tier: 0,
-        };
-        assert_eq!(parse_key(&bare.label()), Some(bare));
-        let series = "provider=openai,model=gpt-4o,tenant=acme,feature=search";
-        assert_eq!(dimension(series, "tenant"), "acme");
-        assert_eq!(dimension(series, "feature"), "search");
-        assert_eq!(dimension(series, "user"), "unknown");
+        let field = format!("{}|output", booking.field());
+        let (ukey, class) = field.rsplit_once('|').unwrap();
+        assert_eq!(class, "output");
+        assert_eq!(serde_json::from_str::<Booking>(ukey).unwrap(), booking);
     }
 }
