@@ -31,7 +31,15 @@ fn run(timeout_ms: u64, batches: Vec<(u64, Vec<TraceSpan>)>) -> (Vec<(u64, RagIt
     timely::execute_directly(move |worker| {
         let (mut input, recv) = worker.dataflow::<u64, _, _>(|scope| {
             let (input, spans) = scope.new_input::<TraceSpan>();
-            let recv = trace_join(spans, &TraceJoinConfig { timeout_ms }, shared).capture();
+            let recv = trace_join(
+                spans,
+                &TraceJoinConfig {
+                    timeout_ms,
+                    ..TraceJoinConfig::default()
+                },
+                shared,
+            )
+            .capture();
             (input, recv)
         });
         let mut out = Vec::new();
@@ -663,6 +671,7 @@ fn oracle_random_traces_on_two_workers_agree_with_a_batch_pairing() {
                 let (input, spans) = scope.new_input::<TraceSpan>();
                 let config = TraceJoinConfig {
                     timeout_ms: timeout,
+                    ..TraceJoinConfig::default()
                 };
                 (input, trace_join(spans, &config, shared.clone()).capture())
             });
@@ -724,4 +733,89 @@ fn oracle_random_traces_on_two_workers_agree_with_a_batch_pairing() {
             "seed {seed}"
         );
     }
+}
+
+#[test]
+fn a_hostile_trace_is_bounded_in_spans_and_chunks_per_item() {
+    // Issue #14, defect 3: 400 generations after 1,600 retrievals of one trace (no links, so
+    // every generation pairs with every retrieval) would copy 640,000 retrievals' chunks.
+    let limits = TraceJoinConfig::default();
+    let mut spans: Vec<TraceSpan> = (0..1_600)
+        .map(|i| {
+            retrieval(
+                "t",
+                &format!("r{i:04}"),
+                None,
+                1_000,
+                1_001,
+                None,
+                &["c1", "c2"],
+            )
+        })
+        .collect();
+    spans.extend((0..400).map(|i| {
+        generation(
+            "t",
+            &format!("g{i:04}"),
+            None,
+            2_000,
+            2_100,
+            None,
+            Some("a"),
+        )
+    }));
+    let (items, steps) = run(limits.timeout_ms, vec![(1_000, spans)]);
+    let last = steps.last().unwrap();
+    // Spans beyond the limit are dropped and counted: the first 1,000 arrived are kept, all
+    // retrievals, so no generation is in the trace.
+    assert_eq!(
+        counts(last, &["spans", "spans_over_limit", "generations"]),
+        [1_000, 1_000, 0]
+    );
+    assert!(items.is_empty());
+
+    // Within the span limit, each item keeps the chunks of the retrievals that ended last.
+    let mut spans: Vec<TraceSpan> = (0..600u64)
+        .map(|i| {
+            let (a, b) = (format!("{i}a"), format!("{i}b"));
+            retrieval(
+                "u",
+                &format!("r{i:04}"),
+                None,
+                1_000,
+                1_001 + i,
+                None,
+                &[&a, &b],
+            )
+        })
+        .collect();
+    spans.extend((0..400).map(|i| {
+        generation(
+            "u",
+            &format!("g{i:04}"),
+            None,
+            5_000,
+            5_100,
+            None,
+            Some("a"),
+        )
+    }));
+    let (items, steps) = run(limits.timeout_ms, vec![(1_000, spans)]);
+    let last = steps.last().unwrap();
+    assert_eq!(counts(last, &["items", "items_chunks_cut"]), [400, 400]);
+    for (_, item) in &items {
+        assert_eq!(item.chunks.len(), limits.max_chunks_per_item);
+        assert_eq!(
+            item.retrieval_span_ids.len(),
+            600,
+            "every retrieval is still paired"
+        );
+    }
+    let last_32: Vec<String> = (568..600)
+        .flat_map(|i| [format!("{i}a"), format!("{i}b")])
+        .collect();
+    assert_eq!(
+        items[0].1.chunks, last_32,
+        "the chunks of the 32 retrievals that ended last"
+    );
 }

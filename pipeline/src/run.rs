@@ -110,6 +110,8 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
             dims: config.metrics.dimensions(),
             trace_join: TraceJoinConfig {
                 timeout_ms: config.quality.trace_timeout_ms,
+                max_spans_per_trace: config.quality.trace_max_spans,
+                max_chunks_per_item: config.quality.max_chunks_per_answer,
             },
             feedback: config.quality.feedback(),
             pool: ScoringPool::new(

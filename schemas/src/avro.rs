@@ -108,6 +108,7 @@ impl JsonDecoder {
         body: &[u8],
         now_ms: u64,
     ) -> Result<Span, DecodeError> {
+        self.check_size(body)?;
         let invalid = |what: String| DecodeError::InvalidAvro {
             message: format!("schema id {schema_id}: {what}"),
         };

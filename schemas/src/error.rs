@@ -143,6 +143,32 @@ pub enum DecodeError {
         /// The schema id of the record's framing.
         id: u32,
     },
+    /// A record over [`crate::DecodeLimits::max_record_bytes`], refused before parsing.
+    #[error("the record is {bytes} bytes, above the limit of {max}")]
+    TooLarge {
+        /// The record's size.
+        bytes: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A span with more attributes than [`crate::DecodeLimits::max_attributes`].
+    #[error("the span has {count} attributes, above the limit of {max}")]
+    TooManyAttributes {
+        /// Attributes of the span.
+        count: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A name or dimension value longer than [`crate::DecodeLimits::max_value_bytes`].
+    #[error("`{field}` is {bytes} bytes long, above the limit of {max}")]
+    ValueTooLong {
+        /// The span field (`name`, `tenant`, `request_model`, …).
+        field: &'static str,
+        /// Its length, bytes.
+        bytes: usize,
+        /// The configured limit.
+        max: usize,
+    },
     /// With `decode.format = "auto"`: a record that no enabled format claims.
     #[error("unknown format: {message}")]
     UnknownFormat {
@@ -153,7 +179,7 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// Every value [`DecodeError::reason`] can return, e.g. to register counters up front.
-    pub const REASONS: [&'static str; 16] = [
+    pub const REASONS: [&'static str; 19] = [
         "invalid_json",
         "missing_field",
         "bad_type",
@@ -170,6 +196,9 @@ impl DecodeError {
         "invalid_avro",
         "unknown_schema",
         "unknown_format",
+        "too_large",
+        "too_many_attributes",
+        "value_too_long",
     ];
 
     /// A short, stable machine code for the dead-letter header and the counter label.
@@ -194,6 +223,9 @@ impl DecodeError {
             DecodeError::InvalidAvro { .. } => "invalid_avro",
             DecodeError::UnknownSchema { .. } => "unknown_schema",
             DecodeError::UnknownFormat { .. } => "unknown_format",
+            DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::TooManyAttributes { .. } => "too_many_attributes",
+            DecodeError::ValueTooLong { .. } => "value_too_long",
         }
     }
 
@@ -207,6 +239,7 @@ impl DecodeError {
             | DecodeError::AbsurdTokens { field, .. }
             | DecodeError::AbsurdDuration { field, .. }
             | DecodeError::BadId { field, .. }
+            | DecodeError::ValueTooLong { field, .. }
             | DecodeError::EmptyId { field } => Some(field),
             DecodeError::EndBeforeStart { .. } => Some("end_time_unix_nano"),
             DecodeError::BeyondHorizon { .. } => Some("start_time_unix_nano"),
@@ -214,7 +247,9 @@ impl DecodeError {
             | DecodeError::InvalidOtlp { .. }
             | DecodeError::InvalidAvro { .. }
             | DecodeError::UnknownSchema { .. }
-            | DecodeError::UnknownFormat { .. } => None,
+            | DecodeError::UnknownFormat { .. }
+            | DecodeError::TooLarge { .. }
+            | DecodeError::TooManyAttributes { .. } => None,
         }
     }
 }

@@ -49,6 +49,19 @@ pub struct DecodeLimits {
     /// Longest accepted span duration and time to first token, ms. Default 24 hours. With it
     /// (and `max_tokens`) a series' window sums cannot overflow below 10^8 spans per window.
     pub max_duration_ms: u64,
+    /// Largest accepted record, bytes (a whole OTLP batch counts as one record). Default 4 MiB.
+    /// A larger one is refused whole as `too_large` before it is parsed.
+    pub max_record_bytes: usize,
+    /// Most attributes a span may carry (recognised, content and other ones alike). Default
+    /// 1,024. A span with more is refused as `too_many_attributes`.
+    pub max_attributes: usize,
+    /// Longest accepted value, bytes, of the span's name and of every field that can be a
+    /// series dimension or a label (provider, models, operation, error type, tenant, feature,
+    /// user, session, feedback label, finish reasons together). Default 1,024. A longer one is
+    /// refused as `value_too_long`: it would otherwise become a series key, a Redis key and an
+    /// InfluxDB tag of that size. The status message is cut to this length instead (it is never
+    /// a dimension).
+    pub max_value_bytes: usize,
 }
 
 impl Default for DecodeLimits {
@@ -58,6 +71,9 @@ impl Default for DecodeLimits {
             horizon_past_ms: 7 * 24 * 60 * 60 * 1000,
             horizon_future_ms: 5_000,
             max_duration_ms: 86_400_000,
+            max_record_bytes: 4 << 20,
+            max_attributes: 1_024,
+            max_value_bytes: 1_024,
         }
     }
 }
@@ -114,10 +130,22 @@ impl JsonDecoder {
         &self.text
     }
 
+    /// Refuses a record over [`DecodeLimits::max_record_bytes`] before any parsing.
+    pub(crate) fn check_size(&self, bytes: &[u8]) -> Result<(), DecodeError> {
+        if bytes.len() > self.limits.max_record_bytes {
+            return Err(DecodeError::TooLarge {
+                bytes: bytes.len(),
+                max: self.limits.max_record_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// Decodes one record.
     ///
     /// `now_ms`: wall clock used for the horizon check (passed in so tests are deterministic).
     pub fn decode(&self, bytes: &[u8], now_ms: u64) -> Result<Span, DecodeError> {
+        self.check_size(bytes)?;
         // One UTF-8 check of the whole record is cheaper than serde_json's check of every
         // string, and it also rejects invalid UTF-8 inside values that are skipped unread.
         let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidJson {
@@ -260,6 +288,8 @@ pub(crate) struct Draft {
     pub(crate) extra: Vec<(String, String)>,
     /// Text being extracted; `None` unless the decoder keeps text.
     pub(crate) text: Option<Box<TextDraft>>,
+    /// Attributes seen (every kind), for [`DecodeLimits::max_attributes`].
+    pub(crate) attributes: usize,
 }
 
 impl Draft {
@@ -336,6 +366,7 @@ impl Draft {
         known: Option<Known>,
         value: Scalar<'_>,
     ) -> Result<(), DecodeError> {
+        self.attributes += 1;
         match known {
             Some(known) => self.apply(known, value),
             // OpenInference puts the model of a failed call only here (its error spans have no
@@ -406,6 +437,7 @@ impl Draft {
             traceloop_kind,
             extra,
             text,
+            attributes,
         } = self;
 
         let missing = |field| DecodeError::MissingField { field };
@@ -453,6 +485,57 @@ impl Draft {
                 direction: Horizon::Future,
             });
         }
+
+        if attributes > limits.max_attributes {
+            return Err(DecodeError::TooManyAttributes {
+                count: attributes,
+                max: limits.max_attributes,
+            });
+        }
+        let max = limits.max_value_bytes;
+        let reasons_bytes = finish_reasons
+            .value
+            .as_ref()
+            .map(|r| r.iter().map(String::len).sum::<usize>());
+        for (field, bytes) in [
+            ("name", Some(name.len())),
+            ("provider", provider.value.as_ref().map(String::len)),
+            (
+                "request_model",
+                request_model.value.as_ref().map(String::len),
+            ),
+            (
+                "response_model",
+                response_model.value.as_ref().map(String::len),
+            ),
+            ("operation", operation.value.as_ref().map(String::len)),
+            ("error_type", error_type.value.as_ref().map(String::len)),
+            ("tenant", tenant.value.as_ref().map(String::len)),
+            ("feature", feature.value.as_ref().map(String::len)),
+            ("user_id", user_id.value.as_ref().map(String::len)),
+            ("session_id", session_id.value.as_ref().map(String::len)),
+            (
+                "feedback_label",
+                feedback_label.value.as_ref().map(String::len),
+            ),
+            ("finish_reasons", reasons_bytes),
+        ] {
+            if let Some(bytes) = bytes
+                && bytes > max
+            {
+                return Err(DecodeError::ValueTooLong { field, bytes, max });
+            }
+        }
+        let status_message = status_message.map(|mut m| {
+            if m.len() > max {
+                let mut cut = max;
+                while !m.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                m.truncate(cut);
+            }
+            m
+        });
 
         let has_feedback = feedback_score.value.is_some() || feedback_label.value.is_some();
         let calls_a_model = request_model.value.is_some()

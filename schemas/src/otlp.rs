@@ -66,6 +66,7 @@ impl JsonDecoder {
     /// `Err` only when the record does not parse as one (or holds more than
     /// [`MAX_SPANS_PER_RECORD`] spans): then the record is dead-lettered whole.
     pub fn decode_otlp_proto(&self, bytes: &[u8], now_ms: u64) -> Result<OtlpBatch, DecodeError> {
+        self.check_size(bytes)?;
         // Read through borrowed views (`crate::otlp_wire`), not prost's owned types.
         crate::otlp_wire::decode(self, bytes, now_ms)
     }
@@ -73,6 +74,7 @@ impl JsonDecoder {
     /// Decodes one `otlp_json` record: OTLP/JSON `{"resourceSpans": […]}` as the Collector
     /// writes it.
     pub fn decode_otlp_json(&self, bytes: &[u8], now_ms: u64) -> Result<OtlpBatch, DecodeError> {
+        self.check_size(bytes)?;
         let request: ExportTraceServiceRequest =
             serde_json::from_slice(bytes).map_err(|e| DecodeError::InvalidOtlp {
                 // serde's message names the position and the expected shape, never a value.
@@ -213,6 +215,7 @@ fn attribute(draft: &mut Draft, kv: &KeyValue) -> Result<(), DecodeError> {
     let known = classify(key);
     let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
     if known.is_none() && is_content_attribute(key) {
+        draft.attributes += 1;
         if let (Some(text), Some(source)) = (draft.text.as_deref_mut(), text_key(key)) {
             text.offer(source, to_json(value));
         }
@@ -374,7 +377,7 @@ fn otlp_json_error(error: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{SpanKind, TextOptions};
+    use crate::{DecodeLimits, SpanKind, TextOptions};
     use opentelemetry_proto::tonic::common::v1::ArrayValue;
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::Status;
@@ -580,6 +583,71 @@ mod tests {
                 field: "end_time_unix_nano"
             }
         );
+    }
+
+    #[test]
+    fn limits_refuse_a_long_value_or_too_many_attributes_alone_and_a_huge_record_whole() {
+        // Issue #14, defect 3.
+        let mut long = sample_attributes();
+        long[8] = kv("tenant.id", s(&"t".repeat(1_025)));
+        let mut many = sample_attributes();
+        many.extend((0..1_100).map(|n| kv(&format!("x.{n}"), i(n))));
+        let mut prompts = sample_attributes();
+        prompts.extend((0..1_100).map(|n| kv(&format!("gen_ai.prompt.{n}.content"), s("hi"))));
+        let spans = vec![
+            llm_span(SPAN, sample_attributes()),
+            llm_span([1; 8], long),
+            llm_span([2; 8], many),
+            llm_span([3; 8], prompts),
+        ];
+        let bytes = proto(&request(vec![], spans));
+        let batch = JsonDecoder::default()
+            .decode_otlp_proto(&bytes, NOW)
+            .unwrap();
+        assert!(batch[0].is_ok());
+        let error = |i: usize| batch[i].as_ref().unwrap_err().error.clone();
+        assert_eq!(
+            error(1),
+            DecodeError::ValueTooLong {
+                field: "tenant",
+                bytes: 1_025,
+                max: 1_024
+            }
+        );
+        assert_eq!(error(2).reason(), "too_many_attributes");
+        assert_eq!(
+            error(3).reason(),
+            "too_many_attributes",
+            "content counts too"
+        );
+        let small = JsonDecoder::new(DecodeLimits {
+            max_record_bytes: bytes.len() - 1,
+            ..DecodeLimits::default()
+        });
+        for result in [
+            small.decode_otlp_proto(&bytes, NOW).map(|_| ()),
+            small.decode_otlp_json(&bytes, NOW).map(|_| ()),
+            small.decode(&bytes, NOW).map(|_| ()),
+        ] {
+            assert_eq!(
+                result,
+                Err(DecodeError::TooLarge {
+                    bytes: bytes.len(),
+                    max: bytes.len() - 1
+                })
+            );
+        }
+        // The status message is never a dimension: cut, not refused.
+        let mut chatty = llm_span(SPAN, sample_attributes());
+        chatty.status = Some(Status {
+            code: status::StatusCode::Error as i32,
+            message: "é".repeat(700),
+        });
+        let batch = JsonDecoder::default()
+            .decode_otlp_proto(&proto(&request(vec![], vec![chatty])), NOW)
+            .unwrap();
+        let message = batch[0].as_ref().unwrap().status_message.clone().unwrap();
+        assert_eq!(message, "é".repeat(512));
     }
 
     #[test]

@@ -282,6 +282,7 @@ fn alone(
 fn attribute(draft: &mut Draft, key: &str, value: Option<&Value<'_>>) -> Result<(), DecodeError> {
     let known = classify(key);
     if known.is_none() && is_content_attribute(key) {
+        draft.attributes += 1;
         if let (Some(text), Some(source)) = (draft.text.as_deref_mut(), text_key(key)) {
             text.offer(source, to_json(value));
         }

@@ -69,11 +69,23 @@ pub struct TraceJoinConfig {
     /// many ms of event time. Longer than the longest RAG trace plus the source's allowed
     /// lateness, or late spans are dropped. Default 60,000 (1 min); e.g. `timeout_ms = 120000`.
     pub timeout_ms: u64,
+    /// Most spans (llm and retrieval) kept per open trace; later ones are dropped and counted
+    /// ([`TraceJoinCounters::spans_over_limit`]). Default 1,000. With the per-span limits of
+    /// the text extraction this bounds a trace's memory, whatever a client sends.
+    pub max_spans_per_trace: usize,
+    /// Most chunks per [`RagItem`]: those of the paired retrievals that ended last are kept.
+    /// Default 64. Without it one trace of 1,000 generations × 1,000 retrievals would copy a
+    /// million retrievals' chunks.
+    pub max_chunks_per_item: usize,
 }
 
 impl Default for TraceJoinConfig {
     fn default() -> Self {
-        Self { timeout_ms: 60_000 }
+        Self {
+            timeout_ms: 60_000,
+            max_spans_per_trace: 1_000,
+            max_chunks_per_item: 64,
+        }
     }
 }
 
@@ -199,6 +211,11 @@ pub struct TraceJoinCounters {
     pub late_spans: AtomicU64,
     /// Spans dropped as a repeat of a span already in their trace (same id and role).
     pub duplicate_spans: AtomicU64,
+    /// Spans dropped because their trace already held
+    /// [`TraceJoinConfig::max_spans_per_trace`].
+    pub spans_over_limit: AtomicU64,
+    /// Items whose chunks were cut to [`TraceJoinConfig::max_chunks_per_item`].
+    pub items_chunks_cut: AtomicU64,
     /// Traces closed at their timeout (every trace is closed exactly once).
     pub traces_closed: AtomicU64,
     /// Closed traces that produced at least one [`RagItem`].
@@ -227,6 +244,8 @@ impl TraceJoinCounters {
             ("spans", get(&self.spans)),
             ("late_spans", get(&self.late_spans)),
             ("duplicate_spans", get(&self.duplicate_spans)),
+            ("spans_over_limit", get(&self.spans_over_limit)),
+            ("items_chunks_cut", get(&self.items_chunks_cut)),
             ("traces_closed", get(&self.traces_closed)),
             ("traces_scored", get(&self.traces_scored)),
             (
@@ -285,6 +304,8 @@ pub struct Pairing {
     pub without_retrieval: u64,
     /// Generations with retrievals but no answer or no chunk text.
     pub missing_text: u64,
+    /// Items whose chunks were cut to the limit.
+    pub chunks_cut: u64,
 }
 
 /// Whether retrieval `r` is linked to generation `g` by a parent/child relation.
@@ -294,9 +315,10 @@ fn linked(r: &TraceSpan, g: &TraceSpan) -> bool {
         || g.parent_span_id.as_deref() == Some(r.span_id.as_str())
 }
 
-/// Pairs the spans of one trace (all of one trace id) by the module's pairing rule. Public
+/// Pairs the spans of one trace (all of one trace id) by the module's pairing rule, keeping at
+/// most `max_chunks` chunks per item (the last ones, of the retrievals that ended last). Public
 /// so that a batch job can apply exactly the rule the operator applies.
-pub fn pair_trace(spans: &[TraceSpan]) -> Pairing {
+pub fn pair_trace(spans: &[TraceSpan], max_chunks: usize) -> Pairing {
     let mut retrievals: Vec<&TraceSpan> = spans
         .iter()
         .filter(|s| s.role == TraceRole::Retrieval)
@@ -332,7 +354,17 @@ pub fn pair_trace(spans: &[TraceSpan]) -> Pairing {
             pairing.without_retrieval += 1;
             continue;
         }
-        let chunks: Vec<String> = paired.iter().flat_map(|r| r.chunks()).cloned().collect();
+        let total: usize = paired.iter().map(|r| r.chunks().len()).sum();
+        let skip = total.saturating_sub(max_chunks);
+        if skip > 0 {
+            pairing.chunks_cut += 1;
+        }
+        let chunks: Vec<String> = paired
+            .iter()
+            .flat_map(|r| r.chunks())
+            .skip(skip)
+            .cloned()
+            .collect();
         let Some(answer) = g.answer().filter(|_| !chunks.is_empty()) else {
             pairing.missing_text += 1;
             continue;
@@ -372,7 +404,7 @@ pub fn pair_trace(spans: &[TraceSpan]) -> Pairing {
 /// let items = timely::execute_directly(move |worker| {
 ///     let (mut input, items) = worker.dataflow::<u64, _, _>(|scope| {
 ///         let (input, spans) = scope.new_input::<TraceSpan>();
-///         let config = TraceJoinConfig { timeout_ms: 30_000 };
+///         let config = TraceJoinConfig { timeout_ms: 30_000, ..TraceJoinConfig::default() };
 ///         (input, trace_join(spans, &config, shared).capture())
 ///     });
 ///     input.advance_to(1_000);
@@ -390,6 +422,7 @@ pub fn trace_join<'scope>(
     counters: Arc<TraceJoinCounters>,
 ) -> StreamVec<'scope, u64, RagItem> {
     let timeout = config.timeout_ms;
+    let (max_spans, max_chunks) = (config.max_spans_per_trace, config.max_chunks_per_item);
     spans.unary_frontier(
         // A trace is joined by one worker, which sees all its spans.
         Exchange::new(|s: &TraceSpan| trace_hash(&s.trace_id)),
@@ -443,6 +476,10 @@ pub fn trace_join<'scope>(
                                             add(&counters.duplicate_spans, 1);
                                             continue;
                                         }
+                                        if trace.spans.len() >= max_spans {
+                                            add(&counters.spans_over_limit, 1);
+                                            continue;
+                                        }
                                         // An earlier start brings the deadline forward; it
                                         // is still ≥ t (the span is not late), and every
                                         // earlier deadline has been processed already.
@@ -475,7 +512,8 @@ pub fn trace_join<'scope>(
                             let (_, id) = due.pop_first().expect("first exists");
                             let trace = open.remove(&id).expect("a due trace is open");
                             sub(&counters.open_traces, 1);
-                            let pairing = pair_trace(&trace.spans);
+                            let pairing = pair_trace(&trace.spans, max_chunks);
+                            add(&counters.items_chunks_cut, pairing.chunks_cut);
                             add(&counters.traces_closed, 1);
                             add(&counters.generations, pairing.generations);
                             add(

@@ -20,6 +20,13 @@ pub struct DecodeConfig {
     pub horizon_future_ms: u64,
     /// Spans (or TTFTs) longer than this are dead-lettered as `absurd_duration` (ms).
     pub max_duration_ms: u64,
+    /// Records larger than this are dead-lettered as `too_large` (bytes).
+    pub max_record_bytes: usize,
+    /// Spans with more attributes than this are dead-lettered as `too_many_attributes`.
+    pub max_attributes: usize,
+    /// Names and dimension values longer than this are dead-lettered as `value_too_long`
+    /// (bytes).
+    pub max_value_bytes: usize,
 }
 
 impl Default for DecodeConfig {
@@ -31,6 +38,9 @@ impl Default for DecodeConfig {
             horizon_past_ms: d.horizon_past_ms,
             horizon_future_ms: d.horizon_future_ms,
             max_duration_ms: d.max_duration_ms,
+            max_record_bytes: d.max_record_bytes,
+            max_attributes: d.max_attributes,
+            max_value_bytes: d.max_value_bytes,
         }
     }
 }
@@ -43,6 +53,9 @@ impl DecodeConfig {
             horizon_past_ms: self.horizon_past_ms,
             horizon_future_ms: self.horizon_future_ms,
             max_duration_ms: self.max_duration_ms,
+            max_record_bytes: self.max_record_bytes,
+            max_attributes: self.max_attributes,
+            max_value_bytes: self.max_value_bytes,
         }
     }
 }

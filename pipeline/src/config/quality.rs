@@ -24,6 +24,10 @@ pub struct QualityConfig {
     pub score: glassbox_quality::ScoreConfig,
     /// How long a trace waits for its spans, in event time from its first span (ms).
     pub trace_timeout_ms: u64,
+    /// Most llm and retrieval spans kept per trace; later ones are dropped and counted.
+    pub trace_max_spans: usize,
+    /// Most chunks per scored answer (those of the retrievals that ended last).
+    pub max_chunks_per_answer: usize,
     /// How long a generation is remembered for its feedback (ms).
     pub feedback_horizon_ms: u64,
     /// How long feedback waits for a generation that has not arrived yet (ms).
@@ -58,6 +62,9 @@ impl Default for QualityConfig {
             chinese_model_dir: String::new(),
             score: glassbox_quality::ScoreConfig::default(),
             trace_timeout_ms: 30_000,
+            trace_max_spans: glassbox_operators::TraceJoinConfig::default().max_spans_per_trace,
+            max_chunks_per_answer: glassbox_operators::TraceJoinConfig::default()
+                .max_chunks_per_item,
             feedback_horizon_ms: feedback.horizon_ms,
             feedback_wait_ms: feedback.wait_ms,
             negative_below: feedback.negative_below,
@@ -104,6 +111,12 @@ impl QualityConfig {
         }
         if self.trace_timeout_ms == 0 {
             return bad("quality.trace_timeout_ms", "must be positive".into());
+        }
+        if self.trace_max_spans == 0 {
+            return bad("quality.trace_max_spans", "must be positive".into());
+        }
+        if self.max_chunks_per_answer == 0 {
+            return bad("quality.max_chunks_per_answer", "must be positive".into());
         }
         if self.threads == 0 || self.queue_capacity == 0 {
             return bad(
