@@ -2,7 +2,7 @@
 //! out, no I/O.
 //!
 //! ```text
-//! facts ─► windows ─► (priced) ─┬─► window_metrics ───────────────────► metrics
+//! facts ─► windows (cardinality) ─► (priced) ─┬─► window_metrics ─────────────────► metrics
 //!                               └─► alerts ◄── quality parts (rules on quality figures)
 //! quality inputs ─┬─ traces ─► trace_join ─► score_items ─┬─► quality_windows ─► quality
 //!                 │                                      └──────────────────► scored
@@ -30,8 +30,9 @@ use timely::dataflow::operators::vec::{Map, Partition};
 use crate::alerts::rules::Rules;
 use crate::alerts::{AlertEvent, alerts};
 use crate::cost::pricing::{PriceBoard, priced};
+use crate::metrics::cardinality::{CardinalityCounters, CardinalityLimits};
 use crate::metrics::views::WindowKey;
-use crate::metrics::windows::windows;
+use crate::metrics::windows::windows_limited;
 use crate::quality::QualityInput;
 use crate::quality::feedback::{FeedbackConfig, FeedbackCounters, feedback_join};
 use crate::quality::parts::quality_parts;
@@ -51,6 +52,8 @@ pub struct Plan {
     pub rules: Option<Arc<Rules>>,
     /// The quality path: off without it.
     pub quality: Option<QualityPlan>,
+    /// The per-dimension value limits of every window, and what they fold.
+    pub cardinality: (CardinalityLimits, Arc<CardinalityCounters>),
 }
 
 impl Plan {
@@ -61,6 +64,7 @@ impl Plan {
             prices: None,
             rules: None,
             quality: None,
+            cardinality: Default::default(),
         }
     }
 }
@@ -115,9 +119,11 @@ pub fn build<'scope>(inputs: Inputs<'scope>, plan: &Plan) -> Outputs<'scope> {
     let views = &plan.views;
     // The windows are built once; metrics and alerts both read them (priced when cost is on,
     // so that rules can use `cost_usd`).
+    let (limits, counters) = &plan.cardinality;
+    let windows = windows_limited(facts, views, limits, counters.clone());
     let parts = match &plan.prices {
-        Some(board) => priced(windows(facts, views), board.clone()),
-        None => windows(facts, views),
+        Some(board) => priced(windows, board.clone()),
+        None => windows,
     };
     let metrics = metrics_of_windows(parts.clone());
     let quality = plan.quality.as_ref().map(|q| {

@@ -133,3 +133,181 @@ fn a_plan_with_prices_builds_exactly_the_priced_window_metrics() {
     assert!(by_graph.iter().any(|((_, m), _, _)| m.cost.is_some()));
     assert_eq!(by_graph, by_hand);
 }
+
+/// 30 tenants × 2 models with traffic rising by tenant, over three panes; the batches cut the
+/// input in an order of their own when `shuffled`.
+fn flood(shuffled: bool) -> Vec<(u64, Vec<SpanFacts>)> {
+    let mut facts = Vec::new();
+    for pane in 0..3u64 {
+        for t in 0..30u64 {
+            for n in 0..=(t + pane) % 30 {
+                let mut f = fact(
+                    &format!("t{t:02}"),
+                    pane * 10_000 + n * 7 % 10_000,
+                    1_000 + n,
+                );
+                f.series = Series::new(vec![format!("t{t:02}"), format!("m{}", n % 2)]);
+                facts.push(f);
+            }
+        }
+    }
+    if shuffled {
+        facts.reverse();
+        facts.sort_by_key(|f| f.start_ms / 10_000);
+    }
+    let mut batches = Vec::new();
+    for pane in 0..3u64 {
+        let of_pane: Vec<SpanFacts> = facts
+            .iter()
+            .filter(|f| f.start_ms / 10_000 == pane)
+            .cloned()
+            .collect();
+        let cut = if shuffled { 3 } else { 1 };
+        let size = of_pane.len().div_ceil(cut);
+        for chunk in of_pane.chunks(size) {
+            batches.push((pane * 10_000, chunk.to_vec()));
+        }
+    }
+    batches
+}
+
+#[test]
+fn a_cardinality_limit_keeps_the_busiest_values_and_every_total_exactly() {
+    use glassbox_operators::metrics::cardinality::{CardinalityCounters, CardinalityLimits, OTHER};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    let views = Views::standard(10_000, 20_000);
+    let counters = Arc::new(CardinalityCounters::default());
+    let limited = |shuffled: bool| {
+        let (v, c) = (views.clone(), counters.clone());
+        run(flood(shuffled), move |facts| {
+            let plan = Plan {
+                cardinality: (CardinalityLimits(vec![Some(5), None]), c.clone()),
+                ..Plan::metrics(v.clone())
+            };
+            graph::build(
+                Inputs {
+                    facts,
+                    quality: None,
+                },
+                &plan,
+            )
+        })
+    };
+    let got = limited(false);
+    let v = views.clone();
+    let free = run(flood(false), move |facts| {
+        graph::build(
+            Inputs {
+                facts,
+                quality: None,
+            },
+            &Plan::metrics(v.clone()),
+        )
+    });
+
+    // The oracle: per window insertion, the 5 tenants with most requests keep their series
+    // untouched; the others' requests and tokens all land in (`__other__`, model).
+    type Window = (u8, u64);
+    let mut want_kept: BTreeMap<Window, BTreeMap<Series, WindowMetrics>> = BTreeMap::new();
+    let mut want_other: BTreeMap<(Window, String), (i64, i64)> = BTreeMap::new();
+    let mut overflow_spans = 0i64;
+    let inserts = |triples: &Triples| -> BTreeMap<Window, Vec<(WindowKey, WindowMetrics)>> {
+        let mut out: BTreeMap<Window, Vec<_>> = BTreeMap::new();
+        for ((k, m), t, d) in triples {
+            if *d > 0 && *t == k.end_ms {
+                out.entry((k.view, k.end_ms))
+                    .or_default()
+                    .push((k.clone(), m.clone()));
+            }
+        }
+        out
+    };
+    // Sliding windows (view 1) are made of folded panes: every total is kept, and they hold at
+    // most 5 tenant values per pane plus `__other__`.
+    let totals = |triples: &Triples| -> BTreeMap<Window, (i64, i64)> {
+        let mut out: BTreeMap<Window, (i64, i64)> = BTreeMap::new();
+        for (window, records) in inserts(triples) {
+            for (_, m) in records {
+                let e = out.entry(window).or_default();
+                e.0 += m.totals.requests;
+                e.1 += m.totals.input_tokens;
+            }
+        }
+        out
+    };
+    assert_eq!(totals(&got), totals(&free));
+    for (window, records) in inserts(&got).into_iter().filter(|(w, _)| w.0 == 1) {
+        let tenants: std::collections::BTreeSet<&str> = records
+            .iter()
+            .map(|(k, _)| k.series.values()[0].as_str())
+            .collect();
+        assert!(tenants.len() <= 2 * 5 + 1, "{window:?}: {tenants:?}");
+    }
+    // The tumbling windows are the panes: the oracle applies there.
+    for (window, records) in inserts(&free).into_iter().filter(|(w, _)| w.0 == 0) {
+        let mut by_tenant: BTreeMap<String, i64> = BTreeMap::new();
+        for (k, m) in &records {
+            *by_tenant.entry(k.series.values()[0].clone()).or_default() += m.totals.requests;
+        }
+        let mut ranked: Vec<(String, i64)> = by_tenant.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let top: Vec<String> = ranked.iter().take(5).map(|(t, _)| t.clone()).collect();
+        for (k, m) in records {
+            if top.contains(&k.series.values()[0]) {
+                want_kept
+                    .entry(window)
+                    .or_default()
+                    .insert(k.series.clone(), m);
+            } else {
+                let e = want_other
+                    .entry((window, k.series.values()[1].clone()))
+                    .or_default();
+                e.0 += m.totals.requests;
+                e.1 += m.totals.input_tokens;
+                overflow_spans += m.totals.requests;
+            }
+        }
+    }
+    let mut got_kept: BTreeMap<Window, BTreeMap<Series, WindowMetrics>> = BTreeMap::new();
+    let mut got_other: BTreeMap<(Window, String), (i64, i64)> = BTreeMap::new();
+    for (window, records) in inserts(&got).into_iter().filter(|(w, _)| w.0 == 0) {
+        for (k, m) in records {
+            let values = k.series.values();
+            if values[0] == OTHER {
+                let e = got_other.entry((window, values[1].clone())).or_default();
+                e.0 += m.totals.requests;
+                e.1 += m.totals.input_tokens;
+            } else {
+                got_kept
+                    .entry(window)
+                    .or_default()
+                    .insert(k.series.clone(), m);
+            }
+        }
+    }
+    assert_eq!(
+        want_other.len(),
+        6,
+        "every pane overflows, in both models: {want_other:?}"
+    );
+    assert_eq!(got_kept, want_kept, "the busiest tenants are untouched");
+    assert_eq!(
+        got_other, want_other,
+        "the rest is counted exactly under __other__"
+    );
+    assert_eq!(
+        counters.snapshot()["overflow_spans"],
+        overflow_spans as u64,
+        "overflowed spans, each counted once"
+    );
+    // Every window is retracted as it was inserted: nothing is left once the input is done.
+    let mut net: BTreeMap<String, isize> = BTreeMap::new();
+    for ((k, m), _, d) in &got {
+        *net.entry(format!("{k:?}{m:?}")).or_default() += d;
+    }
+    net.retain(|_, d| *d != 0);
+    assert!(net.is_empty(), "left over: {net:?}");
+    // Another batching and order of the same spans maps every window the same way.
+    assert_eq!(limited(true), got);
+}

@@ -43,6 +43,8 @@ pub struct Counters {
     pub budget_events: AtomicU64,
     /// Budget events relayed to the alerts topic.
     pub budget_events_relayed: AtomicU64,
+    /// What the cardinality limit folded into `__other__`.
+    pub cardinality: std::sync::Arc<glassbox_operators::metrics::cardinality::CardinalityCounters>,
     dead_letter_reasons: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -93,6 +95,8 @@ impl Counters {
             ("alert_events", get(&self.alert_events)),
             ("budget_events", get(&self.budget_events)),
             ("budget_events_relayed", get(&self.budget_events_relayed)),
+            ("overflow_spans", get(&self.cardinality.overflow_spans)),
+            ("overflow_series", get(&self.cardinality.overflow_series)),
         ])
     }
 }

@@ -472,6 +472,7 @@ pub(crate) fn run_worker(
         prices: prices.as_ref().map(|(board, _)| board.clone()),
         rules: rules.clone(),
         quality: quality.as_ref().map(|(plan, _)| plan.clone()),
+        cardinality: (config.metrics.cardinality(), counters.cardinality.clone()),
     };
     let dataflow_id = worker.next_dataflow_index();
     let probe = worker.dataflow::<u64, _, _>(|scope| {

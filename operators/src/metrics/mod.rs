@@ -7,8 +7,10 @@
 //! closes and retracted one pane later so its state compacts away; [`mod@window_metrics`] reduces
 //! each (view, series, window) into one [`WindowMetrics`] record. [`figures`] (the additive
 //! difference type) and [`sketch`] (the retractable DDSketch) are what the operators above
-//! carry.
+//! carry. [`cardinality`] folds the values of a dimension over its limit into `__other__`,
+//! pane by pane as the windows operator closes them, with every total kept.
 
+pub mod cardinality;
 pub mod facts;
 pub mod figures;
 pub mod panes;

@@ -137,6 +137,39 @@ impl PaneAcc {
         }
     }
 
+    /// Model calls in the pane.
+    pub fn requests(&self) -> i64 {
+        self.totals.requests
+    }
+
+    /// Adds another pane's contributions (of another series), as if its spans had been added
+    /// here: what [`crate::metrics::cardinality`] merges overflowing series with.
+    pub fn absorb(&mut self, other: PaneAcc) {
+        let PaneAcc {
+            totals,
+            errors,
+            buckets,
+            usage,
+            exemplars,
+        } = other;
+        self.totals += totals;
+        for (class, n) in errors {
+            *self.errors.entry(class).or_default() += n;
+        }
+        for (bucket, n) in buckets {
+            *self.buckets.entry(bucket).or_default() += n;
+        }
+        for (key, counts) in usage {
+            let sums = self.usage.entry(key).or_default();
+            for (sum, n) in sums.iter_mut().zip(counts) {
+                *sum = sum.saturating_add(n);
+            }
+        }
+        for e in exemplars {
+            self.keep_exemplar(e);
+        }
+    }
+
     fn keep_exemplar(&mut self, exemplar: Exemplar) {
         let kind = exemplar.kind;
         self.exemplars.insert(exemplar);

@@ -19,6 +19,7 @@
 //!   so sliding windows over a gap in the data are emitted too.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -29,6 +30,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
+use crate::metrics::cardinality::{CardinalityCounters, CardinalityLimits, fold_pane};
 use crate::metrics::facts::{Series, SpanFacts};
 use crate::metrics::panes::{PaneAcc, Part, pane_end};
 use crate::metrics::views::{Views, WindowKey};
@@ -55,6 +57,20 @@ pub fn windows<'scope>(
     facts: StreamVec<'scope, u64, SpanFacts>,
     views: &Views,
 ) -> VecCollection<'scope, u64, (WindowKey, Part), i64> {
+    windows_limited(facts, views, &CardinalityLimits::default(), Arc::default())
+}
+
+/// [`windows`], with each pane's series folded over `limits` when it closes
+/// ([`crate::metrics::cardinality`]).
+pub fn windows_limited<'scope>(
+    facts: StreamVec<'scope, u64, SpanFacts>,
+    views: &Views,
+    limits: &CardinalityLimits,
+    counters: Arc<CardinalityCounters>,
+) -> VecCollection<'scope, u64, (WindowKey, Part), i64> {
+    // Series are spread over the workers by hash: each folds its share of a pane, with an even
+    // share of every limit, so a pane holds at most the limit's values in all.
+    let limits = limits.per_worker(facts.scope().peers());
     let w = views.pane_ms;
     assert!(w > 0, "pane width must be positive");
     let lengths: Vec<u64> = views.views.iter().map(|v| v.length_ms).collect();
@@ -92,7 +108,7 @@ pub fn windows<'scope>(
                     let cap = match open.first_key_value() {
                         Some((e, _)) if *e == next => {
                             let (cap, panes) = open.pop_first().expect("first exists").1;
-                            for (series, pane) in panes {
+                            for (series, pane) in fold_pane(panes, &limits, &counters) {
                                 closed
                                     .entry(series)
                                     .or_insert_with(|| SeriesState { panes: VecDeque::new(), last: vec![None; lengths.len()] })

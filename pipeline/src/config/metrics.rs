@@ -71,6 +71,12 @@ pub struct MetricsConfig {
     pub window_ms: u64,
     /// Sliding view length (ms), a multiple of `window_ms`; 0 or `window_ms` disables it.
     pub sliding_ms: u64,
+    /// Most values of each dimension per window: the values with the most requests keep their
+    /// name, the others are counted as `__other__` (totals stay exact). 0: unlimited.
+    pub max_values_per_dimension: usize,
+    /// Per dimension, a limit other than `max_values_per_dimension` (0: unlimited), e.g.
+    /// `{ tenant = 5000, model = 200 }`.
+    pub max_values: std::collections::BTreeMap<String, usize>,
 }
 
 impl Default for MetricsConfig {
@@ -79,11 +85,30 @@ impl Default for MetricsConfig {
             dimensions: Dimensions::default().0,
             window_ms: 60_000,
             sliding_ms: 300_000,
+            max_values_per_dimension: 1_000,
+            max_values: Default::default(),
         }
     }
 }
 
 impl MetricsConfig {
+    /// Each dimension's value limit, in dimension order.
+    pub fn cardinality(&self) -> glassbox_operators::metrics::cardinality::CardinalityLimits {
+        glassbox_operators::metrics::cardinality::CardinalityLimits(
+            self.dimensions
+                .iter()
+                .map(|d| {
+                    let n = self
+                        .max_values
+                        .get(d)
+                        .copied()
+                        .unwrap_or(self.max_values_per_dimension);
+                    (n > 0).then_some(n)
+                })
+                .collect(),
+        )
+    }
+
     /// The configured series dimensions.
     pub fn dimensions(&self) -> Dimensions {
         Dimensions(self.dimensions.clone())

@@ -242,6 +242,12 @@ impl Config {
         if let Some(d) = m.dimensions.iter().find(|d| d.trim().is_empty()) {
             return bad("metrics.dimensions", format!("empty dimension name {d:?}"));
         }
+        if let Some(d) = m.max_values.keys().find(|d| !m.dimensions.contains(d)) {
+            return bad(
+                "metrics.max_values",
+                format!("{d:?} is not one of metrics.dimensions"),
+            );
+        }
         if m.window_ms == 0 {
             return bad("metrics.window_ms", "must be positive".into());
         }
