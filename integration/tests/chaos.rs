@@ -1,0 +1,210 @@
+//! Chaos (issue #14): the real `glassbox` process SIGKILLed 20 times at random moments of a
+//! 200,000-span run, then Redis and InfluxDB each hung for 60 s while it reads on, then the run
+//! finishes. The metrics topic, InfluxDB and Redis hold exactly the ground truth: every
+//! (view, series, window), each re-emission identical, nothing lost, nothing counted twice.
+//!
+//! A hung server is the test stack's process stopped with SIGSTOP (connections open, nothing
+//! answers: every write times out and is retried), then resumed with SIGCONT. The random
+//! moments come from a seed printed at the start (`GLASSBOX_CHAOS_SEED` replays them).
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use glassbox::kafka::source::now_ms;
+use glassbox_integration::*;
+use glassbox_support::loadgen::{GenSpan, Generator};
+
+fn glassbox(r: &Run, stop_when_idle: bool) -> Child {
+    let mut c = r.command(env!("CARGO_BIN_EXE_glassbox-it"));
+    c.env("GLASSBOX_SOURCE__MAX_RECORDS_PER_ACTIVATION", "500")
+        .env(
+            "GLASSBOX_SOURCE__STOP_WHEN_IDLE",
+            stop_when_idle.to_string(),
+        )
+        .env("GLASSBOX_REDIS__TIMEOUT_MS", "2000")
+        .env("GLASSBOX_INFLUX__TIMEOUT_MS", "2000")
+        .stderr(Stdio::piped());
+    c.spawn().expect("start glassbox")
+}
+
+/// A test-stack server stopped with SIGSTOP, resumed (SIGCONT) when dropped, whatever happens.
+struct Hung(String);
+
+impl Hung {
+    fn server(name: &str) -> Self {
+        let dir = std::env::var("GLASSBOX_TEST_STACK_DIR").expect("GLASSBOX_TEST_STACK_DIR");
+        let pid = std::fs::read_to_string(format!("{dir}/{name}.pid"))
+            .unwrap_or_else(|e| panic!("{name}.pid: {e}"))
+            .trim()
+            .to_owned();
+        signal("-STOP", &pid);
+        Self(pid)
+    }
+}
+
+impl Drop for Hung {
+    fn drop(&mut self) {
+        signal("-CONT", &self.0);
+    }
+}
+
+fn signal(which: &str, pid: &str) {
+    let ok = Command::new("kill")
+        .args([which, pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {which} {pid}");
+}
+
+/// Resident memory of a process, bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// xorshift64*, seeded per run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn committed_total(t: &Run) -> i64 {
+    committed_offsets(&t.group, &t.input)
+        .values()
+        .map(|o| o.unwrap_or(0))
+        .sum()
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "servers"),
+    ignore = "needs the stack: integration/scripts/test-all.sh"
+)]
+fn twenty_sigkills_and_hung_stores_leave_exactly_the_ground_truth() {
+    const KILLS: usize = 20;
+    let seed = std::env::var("GLASSBOX_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(now_ms);
+    eprintln!("GLASSBOX_CHAOS_SEED={seed}");
+    let mut rng = Rng(seed | 1);
+    let t = Run::new("chaos");
+    let start_ms = (now_ms() - 3 * 3_600_000) / 60_000 * 60_000;
+    let mut generator = Generator::new(21, start_ms, 20.0);
+    let spans: Vec<GenSpan> = (0..200_000).map(|_| generator.next_span()).collect();
+    let records: Vec<(String, Vec<u8>)> = spans
+        .iter()
+        .map(|s| (s.trace_id.clone(), s.to_json()))
+        .collect();
+    // All of the input up front, historical (three hours ago): once every partition is caught
+    // up, event time follows the wall clock (see the README's "Watermark"), so spans produced
+    // in bursts long after would rightly be late.
+    produce_in_batches(&t.input, &records, 100);
+
+    // 20 SIGKILLs at random moments: 2 to 10 s after each start.
+    let mut progress = Vec::new();
+    for _ in 0..KILLS {
+        let mut run = glassbox(&t, false);
+        let lifetime = Duration::from_millis(2_000 + rng.next() % 8_000);
+        std::thread::sleep(lifetime);
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "glassbox exited by itself"
+        );
+        run.kill().expect("SIGKILL");
+        run.wait().unwrap();
+        progress.push(committed_total(&t));
+    }
+    eprintln!("committed offsets after each kill: {progress:?}");
+    assert!(
+        progress.last() > progress.first(),
+        "commits advanced between kills: {progress:?}"
+    );
+
+    // Redis, then InfluxDB, hung for 60 s each while the rest of the input is read; the source
+    // pauses when the sinks' backlog is full, so memory stays bounded.
+    let mut run = glassbox(&t, false);
+    let mut peak = 0u64;
+    let before_outages = committed_total(&t);
+    for server in ["redis", "influxdb"] {
+        let hung = Hung::server(server);
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            peak = peak.max(rss(run.id()));
+            assert!(
+                run.try_wait().unwrap().is_none(),
+                "glassbox died with {server} hung"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        drop(hung);
+    }
+    let after_outages = committed_total(&t);
+    eprintln!(
+        "peak RSS of glassbox while a store hung: {} MiB; committed {before_outages} before, \
+         {after_outages} after",
+        peak >> 20
+    );
+    assert!(peak < 1 << 30, "memory bounded: {} MiB", peak >> 20);
+    run.kill().expect("SIGKILL");
+    run.wait().unwrap();
+
+    // The last run finishes the input.
+    let mut last = glassbox(&t, true);
+    let deadline = Instant::now() + Duration::from_secs(400);
+    let status = loop {
+        if let Some(status) = last.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the last run did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut log = String::new();
+    last.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(status.success(), "last run failed: {log}");
+    assert_eq!(
+        committed_total(&t),
+        records.len() as i64,
+        "commits reached the end"
+    );
+
+    let dlq = consume_all(&t.dlq, Duration::from_secs(1));
+    let mut reasons = std::collections::BTreeMap::new();
+    for r in &dlq {
+        let key = (
+            r.headers.get("glassbox.reason").cloned(),
+            r.headers.get("glassbox.sink").cloned(),
+            r.headers.get("glassbox.error").cloned(),
+        );
+        *reasons.entry(key).or_insert(0) += 1;
+    }
+    assert!(dlq.is_empty(), "{} dead letters: {reasons:?}", dlq.len());
+    let metrics = consume_all(&t.metrics, Duration::from_secs(3));
+    let windows = records_by_window(&metrics);
+    eprintln!(
+        "{KILLS} kills survived; {} metrics records for {} windows checked",
+        metrics.len(),
+        windows.len()
+    );
+    assert_metrics_match(
+        &metrics,
+        ground_truth(&spans, &glassbox::config::Config::default().metrics.views()),
+    );
+    assert_influx_v1_matches(&t.influx_url, &t.influx_db, "glassbox", &windows);
+    assert_redis_matches(&t.redis_url, &t.prefix, &windows);
+}
