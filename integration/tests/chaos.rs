@@ -3,11 +3,13 @@
 //! finishes. The metrics topic, InfluxDB and Redis hold exactly the ground truth: every
 //! (view, series, window), each re-emission identical, nothing lost, nothing counted twice.
 //!
+//! A second test restarts the broker itself mid-stream (a clean stop, then the same process
+//! command on the same storage and port), and the result is exact again.
+//!
 //! A hung server is the test stack's process stopped with SIGSTOP (connections open, nothing
 //! answers: every write times out and is retried), then resumed with SIGCONT. The random
 //! moments come from a seed printed at the start (`GLASSBOX_CHAOS_SEED` replays them).
 
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,14 @@ use glassbox::kafka::source::now_ms;
 use glassbox_integration::*;
 use glassbox_support::loadgen::{GenSpan, Generator};
 
+/// Starts glassbox with its log appended to `{input}.log` in the temp dir: a pipe nobody reads
+/// would fill up and block it (librdkafka logs a lot while a broker is away).
 fn glassbox(r: &Run, stop_when_idle: bool) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(r))
+        .unwrap();
     let mut c = r.command(env!("CARGO_BIN_EXE_glassbox-it"));
     c.env("GLASSBOX_SOURCE__MAX_RECORDS_PER_ACTIVATION", "500")
         .env(
@@ -24,8 +33,12 @@ fn glassbox(r: &Run, stop_when_idle: bool) -> Child {
         )
         .env("GLASSBOX_REDIS__TIMEOUT_MS", "2000")
         .env("GLASSBOX_INFLUX__TIMEOUT_MS", "2000")
-        .stderr(Stdio::piped());
+        .stderr(log);
     c.spawn().expect("start glassbox")
+}
+
+fn log_path(r: &Run) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{}.log", r.input))
 }
 
 /// A test-stack server stopped with SIGSTOP, resumed (SIGCONT) when dropped, whatever happens.
@@ -79,6 +92,9 @@ impl Rng {
     }
 }
 
+/// The tests of this file disturb the shared servers: one at a time.
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn committed_total(t: &Run) -> i64 {
     committed_offsets(&t.group, &t.input)
         .values()
@@ -92,6 +108,7 @@ fn committed_total(t: &Run) -> i64 {
     ignore = "needs the stack: integration/scripts/test-all.sh"
 )]
 fn twenty_sigkills_and_hung_stores_leave_exactly_the_ground_truth() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     const KILLS: usize = 20;
     let seed = std::env::var("GLASSBOX_CHAOS_SEED")
         .ok()
@@ -170,13 +187,9 @@ fn twenty_sigkills_and_hung_stores_leave_exactly_the_ground_truth() {
         assert!(Instant::now() < deadline, "the last run did not finish");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let mut log = String::new();
-    last.stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    assert!(status.success(), "last run failed: {log}");
+    let log = std::fs::read_to_string(log_path(&t)).unwrap_or_default();
+    let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+    assert!(status.success(), "last run failed: {tail}");
     assert_eq!(
         committed_total(&t),
         records.len() as i64,
@@ -201,6 +214,136 @@ fn twenty_sigkills_and_hung_stores_leave_exactly_the_ground_truth() {
         metrics.len(),
         windows.len()
     );
+    assert_metrics_match(
+        &metrics,
+        ground_truth(&spans, &glassbox::config::Config::default().metrics.views()),
+    );
+    assert_influx_v1_matches(&t.influx_url, &t.influx_db, "glassbox", &windows);
+    assert_redis_matches(&t.redis_url, &t.prefix, &windows);
+}
+
+/// Stops the test stack's broker cleanly (SIGTERM) and starts the same command again, on the
+/// same storage and port; returns once it serves metadata again.
+fn restart_broker() {
+    let dir = std::env::var("GLASSBOX_TEST_STACK_DIR").expect("GLASSBOX_TEST_STACK_DIR");
+    let pid_file = format!("{dir}/kafka.pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the broker's command");
+    let argv: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    let starts = || {
+        std::fs::read_to_string(format!("{dir}/kafka.log"))
+            .unwrap_or_default()
+            .matches("Kafka Server started")
+            .count()
+    };
+    let started_before = starts();
+    signal("-TERM", &pid);
+    let stopped = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "the broker did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("{dir}/kafka.log"))
+        .unwrap();
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("restart the broker");
+    std::fs::write(&pid_file, child.id().to_string()).unwrap();
+    // The stack stops it by its pid file; this process only reaps it if it exits first.
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
+    let started = Instant::now();
+    loop {
+        if starts() > started_before {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the broker did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Not yet passing (issue #14): after the broker restarts (cleanly, same storage and port),
+/// glassbox reads every record and its durable frontier reaches the end of the data, but the
+/// committed offsets of its group cannot be read back (`NotCoordinator`) or stop short (19,201
+/// of 100,000 after 400 s in one run). Run it with `--ignored` while fixing that.
+#[test]
+#[ignore = "a broker restart mid-stream stalls the group's commits: not fixed yet (README status)"]
+fn a_broker_restart_mid_stream_leaves_exactly_the_ground_truth() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Run::new("broker-restart");
+    let start_ms = (now_ms() - 3 * 3_600_000) / 60_000 * 60_000;
+    let mut generator = Generator::new(23, start_ms, 20.0);
+    let spans: Vec<GenSpan> = (0..100_000).map(|_| generator.next_span()).collect();
+    let records: Vec<(String, Vec<u8>)> = spans
+        .iter()
+        .map(|s| (s.trace_id.clone(), s.to_json()))
+        .collect();
+    produce_in_batches(&t.input, &records, 100);
+    let mut run = glassbox(&t, false);
+    let started = Instant::now();
+    while committed_total(&t) < 10_000 {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "no progress before the restart"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let at_restart = committed_total(&t);
+    restart_broker();
+    // glassbox rides it out (librdkafka reconnects, the outbox re-sends) and reads to the end.
+    let deadline = Instant::now() + Duration::from_secs(400);
+    loop {
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "glassbox died with the broker"
+        );
+        // Right after the restart the group coordinator may not answer yet: ask again.
+        let asked = std::panic::catch_unwind(|| committed_total(&t));
+        let Ok(done) = asked else {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        };
+        if done == records.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stuck at {done} after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("committed {at_restart} records when the broker restarted; all after");
+    signal("-TERM", &run.id().to_string());
+    assert!(run.wait().unwrap().success(), "a clean stop");
+
+    let dlq = consume_all(&t.dlq, Duration::from_secs(1));
+    assert!(dlq.is_empty(), "{} dead letters", dlq.len());
+    let metrics = consume_all(&t.metrics, Duration::from_secs(3));
+    let windows = records_by_window(&metrics);
     assert_metrics_match(
         &metrics,
         ground_truth(&spans, &glassbox::config::Config::default().metrics.views()),
