@@ -115,13 +115,14 @@ fn distribution(u: &mut Unstructured<'_>) -> Result<Option<Distribution>> {
 }
 
 /// Names whose stored forms are distinct: two names that store alike (`a\n`, `a\r`) would be
-/// one tag key twice in a line. Names are configuration (metrics.dimensions, alert rules'
-/// `by`), not input: see integration/README.md, "Fuzzing".
+/// one tag key twice in a line (and, for the oracle, a tab and its stand-in are alike). Names
+/// are configuration (metrics.dimensions, alert rules' `by`), not input: see
+/// integration/README.md, "Fuzzing".
 fn distinct_names(pairs: Vec<(String, String)>) -> BTreeMap<String, String> {
     let mut seen = std::collections::BTreeSet::new();
     pairs
         .into_iter()
-        .filter(|(k, _)| seen.insert(stored_text(k)))
+        .filter(|(k, _)| seen.insert(untab(&stored_text(k))))
         .collect()
 }
 

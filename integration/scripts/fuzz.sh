@@ -45,7 +45,6 @@ cargo fuzz --version
 # developer's, or CI after a session) rebuilds only what changed; a cold build of the pipeline
 # crate with the sanitizer takes tens of minutes on 2 cores.
 TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glassbox/fuzz-target}"
-# `render`: the line-protocol target and its dependencies (the pipeline crate).
 BUILD=(--target-dir "$TARGET_DIR")
 [ -n "${FUZZ_JOBS:-}" ] && BUILD+=(--jobs "$FUZZ_JOBS")
 
@@ -106,7 +105,7 @@ done
 section "fuzz summary"
 printf '%s\n' "${summary[@]}"
 if [ "${#failed[@]}" -gt 0 ]; then
-  echo "fuzz.sh: crashed: ${failed[*]}" >&2
+  echo "fuzz.sh: failed: ${failed[*]}" >&2
   exit 1
 fi
 echo "fuzz.sh: ${#TARGETS[@]} targets, no crash"
