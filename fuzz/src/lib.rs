@@ -128,3 +128,41 @@ pub fn same_span(
         (a, b) => panic!("a span decodes differently alone: {a:?} vs {b:?}"),
     }
 }
+
+/// What both OTLP targets check of an accepted batch: every span keeps the contract, the
+/// text decoder agrees but for text, `spans_alone` cut exactly the first min(n, 3) spans, and
+/// each span cut out alone — by `spans_alone` (`cut`) or as a `RejectedSpan`'s record — decodes
+/// alone (with `decode`) to exactly the span or refusal it was in its batch.
+pub fn check_otlp_batch(
+    data: &[u8],
+    batch: &OtlpBatch,
+    cut: &[(usize, Vec<u8>)],
+    decode: impl Fn(&JsonDecoder, &[u8]) -> Result<OtlpBatch, DecodeError>,
+) {
+    check_batch(batch, &DecodeLimits::default(), NOW_MS);
+    let text = decode(&with_text(), data).expect("the text decoder reads it too");
+    assert_eq!(batch.len(), text.len());
+    for (a, b) in batch.iter().zip(&text) {
+        let strip = |s: &Result<_, glassbox_schemas::RejectedSpan>| s.clone().map_err(|r| r.error);
+        same_but_text(&strip(a), &strip(b));
+    }
+
+    let at: Vec<usize> = cut.iter().map(|(i, _)| *i).collect();
+    assert_eq!(
+        at,
+        (0..batch.len().min(3)).collect::<Vec<_>>(),
+        "spans_alone cut"
+    );
+    let decoder = plain();
+    let alone = |record: &[u8]| {
+        let mut alone = decode(&decoder, record).expect("a span cut out alone decodes");
+        assert_eq!(alone.len(), 1, "one span alone");
+        alone.pop().unwrap()
+    };
+    for (i, record) in cut {
+        same_span(&batch[*i], &alone(record));
+    }
+    for rejected in batch.iter().filter_map(|s| s.as_ref().err()) {
+        same_span(&Err(rejected.clone()), &alone(&rejected.record));
+    }
+}

@@ -57,11 +57,6 @@ impl CardinalityLimits {
                 .collect(),
         )
     }
-
-    /// Whether any dimension is limited.
-    pub fn any(&self) -> bool {
-        self.0.iter().any(Option::is_some)
-    }
 }
 
 /// What the limit folded: each span is counted once (in its pane).
@@ -95,7 +90,9 @@ pub fn fold_pane(
     limits: &CardinalityLimits,
     counters: &CardinalityCounters,
 ) -> HashMap<Series, PaneAcc> {
-    if !limits.any() {
+    // A dimension has at most as many values as the pane has series.
+    let smallest = limits.0.iter().flatten().min();
+    if smallest.is_none_or(|&n| panes.len() <= n) {
         return panes;
     }
     let mut traffic: Vec<HashMap<&str, i64>> = vec![HashMap::default(); limits.0.len()];

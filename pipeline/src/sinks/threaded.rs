@@ -180,9 +180,7 @@ impl<T: Record> ThreadedSink<T> {
             thread: Some(thread),
         }
     }
-}
 
-impl<T: Record> ThreadedSink<T> {
     fn ack(&mut self, ticket: u64, acked: &mut Vec<u64>) {
         if let Some(n) = self.outstanding.remove(&ticket) {
             self.backlog -= n;
