@@ -18,9 +18,13 @@
 //! `schemas/span.avsc` ([`SPAN_AVSC`]) is the contract as an Avro schema; the README tells how
 //! to register it.
 
-use apache_avro::Schema;
+use std::collections::HashSet;
+use std::io::{self, Read};
+
 use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema::{InnerDecimalSchema, Name, NamesRef, ResolvedSchema};
 use apache_avro::types::Value;
+use apache_avro::{Schema, util};
 
 use crate::error::DecodeError;
 use crate::json::JsonDecoder;
@@ -98,9 +102,118 @@ fn json_to_avro(json: serde_json::Value) -> Value {
     }
 }
 
+/// The most apache-avro may allocate for one collection or one string of a body (it checks
+/// before it allocates, and refuses beyond), whatever its block counts and lengths claim:
+/// `AVRO_ALLOCATION_PER_RECORD_BYTE` times the decoder's `max_record_bytes`, and at least
+/// [`AVRO_MIN_ALLOCATION_BYTES`]. The library's own default is 512 MiB, which a 20-byte body
+/// could make a worker fill. The bound is the library's process-wide setting, set by the first
+/// decode (every decoder of a process shares one configuration).
+pub const AVRO_ALLOCATION_PER_RECORD_BYTE: usize = 4;
+/// See [`AVRO_ALLOCATION_PER_RECORD_BYTE`]: 16 MiB.
+pub const AVRO_MIN_ALLOCATION_BYTES: usize = 16 << 20;
+
+/// The body as apache-avro reads it, except that reading past its end is an error the library
+/// cannot take for something else. apache-avro 0.22 decodes a union whose branch index cannot
+/// be read because the input has ended as `Union(0, Null)` without consuming a byte, so an
+/// array of unions with a block count of millions "decodes" from nothing, item after item (a
+/// 20-byte body took seconds and ~1 GiB: `fuzz/regressions/avro/`). With this reader every
+/// item of every array or map takes at least one byte of the body, unless the schema has items
+/// that take none (refused up front by [`zero_size_items`]), so the work of a decode is bounded
+/// by the body's length.
+struct StrictEnd<'a>(&'a [u8]);
+
+impl Read for StrictEnd<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.0.is_empty() && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the body has ended",
+            ));
+        }
+        self.0.read(buf)
+    }
+}
+
+/// The path of the first array or map in `schema` whose items can be encoded in no bytes at
+/// all (`null`, a `fixed` of size 0, a record of such fields): a few bytes could claim billions
+/// of them, and no length of body would bound the work of decoding it. Named types are
+/// followed through `names`; a name being resolved already (a recursive type) is not zero-size,
+/// since a value of it can only end through a union or a collection, which take a byte.
+fn zero_size_items(schema: &Schema, names: &NamesRef<'_>) -> Option<String> {
+    fn zero_size(schema: &Schema, names: &NamesRef<'_>, seen: &mut HashSet<Name>) -> bool {
+        match schema {
+            Schema::Null => true,
+            Schema::Fixed(fixed) => fixed.size == 0,
+            Schema::Decimal(decimal) => {
+                matches!(&decimal.inner, InnerDecimalSchema::Fixed(fixed) if fixed.size == 0)
+            }
+            Schema::Record(record) => {
+                seen.insert(record.name.clone())
+                    && record
+                        .fields
+                        .iter()
+                        .all(|field| zero_size(&field.schema, names, seen))
+            }
+            Schema::Ref { name } => match names.get(name) {
+                Some(named) if !seen.contains(name) => zero_size(named, names, seen),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+    fn walk(
+        schema: &Schema,
+        names: &NamesRef<'_>,
+        path: &str,
+        visited: &mut HashSet<Name>,
+    ) -> Option<String> {
+        let items = match schema {
+            Schema::Array(array) => Some((&*array.items, "[]")),
+            Schema::Map(map) => Some((&*map.types, "{}")),
+            _ => None,
+        };
+        if let Some((items, mark)) = items {
+            let path = format!("{path}{mark}");
+            if zero_size(items, names, &mut HashSet::new()) {
+                return Some(path);
+            }
+            return walk(items, names, &path, visited);
+        }
+        match schema {
+            Schema::Union(union) => union
+                .variants()
+                .iter()
+                .find_map(|variant| walk(variant, names, path, visited)),
+            Schema::Record(record) => {
+                if !visited.insert(record.name.clone()) {
+                    return None;
+                }
+                record.fields.iter().find_map(|field| {
+                    walk(
+                        &field.schema,
+                        names,
+                        &format!("{path}.{}", field.name),
+                        visited,
+                    )
+                })
+            }
+            Schema::Ref { name } => match names.get(name) {
+                Some(named) if !visited.contains(name) => walk(named, names, path, visited),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    walk(schema, names, "", &mut HashSet::new())
+}
+
 impl JsonDecoder {
     /// Decodes the Avro `body` of a record written with `schema` (the registry's schema of the
     /// record's id). `schema_id` is only for the messages.
+    ///
+    /// The work is bounded by the body: collections are capped (see
+    /// [`AVRO_ALLOCATION_PER_RECORD_BYTE`]), a body cannot be read past its end (see
+    /// `StrictEnd`), and a schema with collections of items that take no bytes is refused.
     pub fn decode_avro(
         &self,
         schema: &Schema,
@@ -109,13 +222,27 @@ impl JsonDecoder {
         now_ms: u64,
     ) -> Result<Span, DecodeError> {
         self.check_size(body)?;
+        util::max_allocation_bytes(
+            self.limits()
+                .max_record_bytes
+                .saturating_mul(AVRO_ALLOCATION_PER_RECORD_BYTE)
+                .max(AVRO_MIN_ALLOCATION_BYTES),
+        );
         let invalid = |what: String| DecodeError::InvalidAvro {
             message: format!("schema id {schema_id}: {what}"),
         };
+        let resolved = ResolvedSchema::try_from(schema)
+            .map_err(|_| invalid("the registered schema cannot be resolved".to_owned()))?;
+        if let Some(path) = zero_size_items(schema, resolved.get_names()) {
+            return Err(invalid(format!(
+                "the schema's collection `{path}` holds items that take no bytes, so a body \
+                 of any size could hold any number of them"
+            )));
+        }
         let reader = GenericDatumReader::builder(schema)
             .build()
             .map_err(|_| invalid("the registered schema cannot be resolved".to_owned()))?;
-        let mut rest = body;
+        let mut rest = StrictEnd(body);
         // The library's messages quote values: say what happened in our own words.
         let value = reader.read_value(&mut rest).map_err(|_| {
             invalid(format!(
@@ -123,10 +250,10 @@ impl JsonDecoder {
                 body.len()
             ))
         })?;
-        if !rest.is_empty() {
+        if !rest.0.is_empty() {
             return Err(invalid(format!(
                 "{} bytes left after the record",
-                rest.len()
+                rest.0.len()
             )));
         }
         if !matches!(value, Value::Record(_)) {
@@ -408,5 +535,177 @@ mod tests {
             "invalid_avro"
         );
         assert_eq!(confluent_frame(b"{}").unwrap_err().reason(), "invalid_avro");
+    }
+
+    /// The clock of the fuzz targets, for the inputs they found.
+    const FUZZ_NOW: u64 = 1_796_294_337_000;
+
+    fn regression(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../fuzz/regressions/avro/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn with_text() -> JsonDecoder {
+        JsonDecoder::default().with_text(crate::TextOptions {
+            keep_text: true,
+            ..crate::TextOptions::default()
+        })
+    }
+
+    #[test]
+    fn a_body_cannot_be_read_past_its_end() {
+        // Found by the fuzzer: an attribute whose value is an array with a block count of
+        // 4,000,000, then the end of the body. The library used to "decode" each item's union
+        // from nothing (seconds and ~1 GiB for 20 bytes); now the first item's missing byte
+        // ends the decode.
+        let schema = span_schema();
+        for name in [
+            "eof-union-array-20-bytes.avro",
+            "timeout-found-by-fuzzer.avro",
+        ] {
+            let body = regression(name);
+            for decoder in [JsonDecoder::default(), with_text()] {
+                let error = decoder
+                    .decode_avro(&schema, 7, &body, FUZZ_NOW)
+                    .unwrap_err();
+                assert_eq!(error.reason(), "invalid_avro", "{name}: {error}");
+                assert!(error.to_string().contains("does not decode"), "{error}");
+            }
+        }
+        // What the library does with a union at the end of its input, and what the reader
+        // makes of it.
+        let union = Schema::parse_str(r#"["null","string"]"#).unwrap();
+        let reader = GenericDatumReader::builder(&union).build().unwrap();
+        assert_eq!(
+            reader.read_value(&mut &[][..]).unwrap(),
+            Value::Union(0, Box::new(Value::Null))
+        );
+        assert!(reader.read_value(&mut StrictEnd(&[])).is_err());
+        assert_eq!(
+            reader.read_value(&mut StrictEnd(&[2, 2, b'x'])).unwrap(),
+            Value::Union(1, Box::new(s("x")))
+        );
+        // The same shape with its array complete decodes, so the refusal is the end alone.
+        let mut attributes = attributes();
+        attributes.push((
+            "k",
+            Value::Union(
+                5,
+                Box::new(Value::Array(vec![Value::Union(0, Box::new(s("x"))); 3])),
+            ),
+        ));
+        let body = write(&schema, span_value(attributes));
+        JsonDecoder::default()
+            .decode_avro(&schema, 7, &body, NOW)
+            .unwrap();
+        let error = JsonDecoder::default()
+            .decode_avro(&schema, 7, &body[..body.len() - 1], NOW)
+            .unwrap_err();
+        assert_eq!(error.reason(), "invalid_avro");
+    }
+
+    #[test]
+    fn a_schema_whose_collections_hold_items_of_no_bytes_is_refused_naming_them() {
+        // Six bytes could claim a billion nulls: nothing bounds the work but the schema.
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"S","fields":[
+                {"name":"trace_id","type":"string"},
+                {"name":"extra","type":["null",{"type":"map","values":
+                    {"type":"array","items":{"type":"record","name":"E","fields":[
+                        {"name":"nothing","type":"null"}]}}}]}]}"#,
+        )
+        .unwrap();
+        let error = JsonDecoder::default()
+            .decode_avro(&schema, 9, &[2, b'a', 0], NOW)
+            .unwrap_err();
+        assert_eq!(error.reason(), "invalid_avro");
+        assert!(
+            error.to_string().contains("schema id 9") && error.to_string().contains("`.extra{}[]`"),
+            "{error}"
+        );
+        // A named record used again by reference, and a recursive one, are not zero-size.
+        let fine = Schema::parse_str(
+            r#"{"type":"record","name":"T","fields":[
+                {"name":"a","type":{"type":"record","name":"P","fields":[
+                    {"name":"v","type":"long"}]}},
+                {"name":"b","type":{"type":"array","items":"P"}},
+                {"name":"c","type":{"type":"record","name":"L","fields":[
+                    {"name":"next","type":["null","L"]}]}},
+                {"name":"d","type":{"type":"array","items":"L"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            zero_size_items(&fine, ResolvedSchema::try_from(&fine).unwrap().get_names()),
+            None
+        );
+        let empty_by_reference = Schema::parse_str(
+            r#"{"type":"record","name":"T","fields":[
+                {"name":"a","type":{"type":"record","name":"Z","fields":[]}},
+                {"name":"b","type":{"type":"array","items":"Z"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            zero_size_items(
+                &empty_by_reference,
+                ResolvedSchema::try_from(&empty_by_reference)
+                    .unwrap()
+                    .get_names()
+            ),
+            Some(".b[]".to_owned())
+        );
+        // The shipped schema has none.
+        let shipped = span_schema();
+        assert_eq!(
+            zero_size_items(
+                &shipped,
+                ResolvedSchema::try_from(&shipped).unwrap().get_names()
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn text_is_kept_from_avro_records_as_from_native_ones() {
+        // Found by the fuzzer: with text kept (quality on), every Avro span with a content
+        // attribute was refused as `bad_type attributes`.
+        let schema = span_schema();
+        let body = regression("text-attribute-refused-when-keeping-text.avro");
+        let plain = JsonDecoder::default()
+            .decode_avro(&schema, 7, &body, FUZZ_NOW)
+            .unwrap();
+        let kept = with_text()
+            .decode_avro(&schema, 7, &body, FUZZ_NOW)
+            .unwrap();
+        assert_eq!(kept.text.as_ref().unwrap().query.as_deref(), Some("q"));
+        assert_eq!(Span { text: None, ..kept }, plain);
+
+        let mut attributes = attributes();
+        attributes.push((
+            "gen_ai.output.messages",
+            Value::Union(
+                1,
+                Box::new(s(
+                    r#"[{"role":"assistant","parts":[{"type":"text","content":"Paris."}]}]"#,
+                )),
+            ),
+        ));
+        attributes.push(("input.value", Value::Union(1, Box::new(s("capital?")))));
+        let body = write(&schema, span_value(attributes));
+        let native = format!(
+            "{}{}",
+            native_record().trim_end_matches("}}"),
+            r#","gen_ai.output.messages":"[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":\"Paris.\"}]}]","input.value":"capital?"}}"#
+        );
+        let from_json = with_text().decode(native.as_bytes(), NOW).unwrap();
+        let from_avro = with_text().decode_avro(&schema, 7, &body, NOW).unwrap();
+        assert_eq!(from_avro, from_json);
+        let text = from_avro.text.unwrap();
+        assert_eq!(
+            (text.query.as_deref(), text.answer.as_deref()),
+            (Some("capital?"), Some("Paris."))
+        );
     }
 }

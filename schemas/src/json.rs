@@ -181,7 +181,7 @@ impl JsonDecoder {
     ) -> Result<Span, DecodeError> {
         let mut draft = Draft::new(self.limits.max_tokens);
         if self.text.keep_text {
-            draft.text = Some(Box::new(TextDraft::new(self.text)));
+            draft.text = Some(Box::new(TextDraft::new_parsed(self.text)));
         }
         let read = RecordSeed { draft: &mut draft }.deserialize(value);
         if let Some(error) = draft.error.take() {
@@ -1440,7 +1440,7 @@ impl<'de> Visitor<'de> for AttributesSeed<'_> {
                     .as_deref_mut()
                     .and_then(|t| Some((t, text_key(&key)?)))
                 {
-                    Some((text, source)) => text.offer_raw(source, map.next_value()?, false),
+                    Some((text, source)) => text.offer_next(source, &mut map, false)?,
                     None => {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -1510,9 +1510,7 @@ impl<'de> Visitor<'de> for KeyValueSeed<'_> {
                             .as_deref_mut()
                             .and_then(|t| Some((t, text_key(name)?)))
                         {
-                            Some((text, source)) => {
-                                text.offer_raw(source, map.next_value()?, true);
-                            }
+                            Some((text, source)) => text.offer_next(source, &mut map, true)?,
                             None => {
                                 map.next_value::<IgnoredAny>()?;
                             }

@@ -218,6 +218,9 @@ type Items = BTreeMap<u32, (Option<String>, Option<String>)>;
 #[derive(Debug)]
 pub(crate) struct TextDraft {
     options: TextOptions,
+    /// The record was parsed before it reached the decoder (an Avro record converted to a
+    /// `serde_json::Value`): content values come as values, not as raw JSON text.
+    parsed: bool,
     retrieval_query: Option<String>,
     input_value: Option<String>,
     input_messages: Option<String>,
@@ -237,6 +240,7 @@ impl TextDraft {
     pub(crate) fn new(options: TextOptions) -> Self {
         Self {
             options,
+            parsed: false,
             retrieval_query: None,
             input_value: None,
             input_messages: None,
@@ -261,6 +265,33 @@ impl TextDraft {
         if let Ok(value) = serde_json::from_str::<Value>(raw.get()) {
             self.offer(key, if otlp { from_any_value(value) } else { value });
         }
+    }
+
+    /// A draft for a record that was parsed already (see `parsed`).
+    pub(crate) fn new_parsed(options: TextOptions) -> Self {
+        Self {
+            parsed: true,
+            ..Self::new(options)
+        }
+    }
+
+    /// Reads the next value of `map` as the content value of `key`: raw when the record is
+    /// being parsed from its bytes (see [`Self::offer_raw`]), as a value when it was parsed
+    /// already (only serde_json's own parser can hand out a `RawValue`; a `serde_json::Value`
+    /// cannot).
+    pub(crate) fn offer_next<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        key: TextKey,
+        map: &mut A,
+        otlp: bool,
+    ) -> Result<(), A::Error> {
+        if self.parsed {
+            let value: Value = map.next_value()?;
+            self.offer(key, if otlp { from_any_value(value) } else { value });
+        } else {
+            self.offer_raw(key, map.next_value()?, otlp);
+        }
+        Ok(())
     }
 
     /// Reads one plain JSON content value.
@@ -313,6 +344,7 @@ impl TextDraft {
     pub(crate) fn finish(self) -> Option<SpanText> {
         let TextDraft {
             options,
+            parsed: _,
             retrieval_query,
             input_value,
             input_messages,
