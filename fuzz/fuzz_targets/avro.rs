@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use apache_avro::Schema;
 use glassbox_fuzz::{NOW_MS, check_error, check_span, check_text, plain, same_but_text, with_text};
 use glassbox_schemas::{
-    CONFLUENT_MAGIC, DecodeError, DecodeLimits, confluent_frame, confluent_framed, span_schema,
+    CONFLUENT_MAGIC, DecodeLimits, confluent_frame, confluent_framed, span_schema,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -40,22 +40,6 @@ fn decode(schema: &Schema, id: u32, body: &[u8]) {
     let text = with_text().decode_avro(schema, id, body, NOW_MS);
     if let Ok(span) = &text {
         check_text(span);
-    }
-    // Known bug, reported and not yet fixed (integration/README.md, "Fuzzing";
-    // fuzz/regressions/avro/): with text kept, any content attribute of an Avro record makes
-    // the decoder refuse the span as `bad_type` of `attributes`, because the text path reads the
-    // value as a `&RawValue`, which only serde_json's own parser can produce, not the
-    // `serde_json::Value` an Avro record is converted to. Until the fix, that one disagreement
-    // is let through; every other is still a crash. Remove this once the regression input
-    // decodes alike with and without text.
-    if matches!(
-        &text,
-        Err(DecodeError::BadType {
-            field: "attributes",
-            ..
-        })
-    ) {
-        return;
     }
     same_but_text(&span, &text);
 }

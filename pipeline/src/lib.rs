@@ -13,7 +13,8 @@
 //! - [`quality`]: the embedding models behind the scoring operator; [`pricing`]: the price
 //!   table's reload watcher.
 //! - [`worker`]: one timely worker, Kafka source → `glassbox_operators::graph` → sinks →
-//!   probes → commits; [`run`]: start-up and shutdown around the workers.
+//!   probes → the commit points it deposits; [`run`]: start-up, the process's committer
+//!   thread, and shutdown around the workers.
 //! - [`loadgen`]: `glassbox loadgen`, the generator of `glassbox_support` published to Kafka,
 //!   and [`demo`]: the self-contained demo.
 

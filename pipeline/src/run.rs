@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use glassbox_operators::cost::pricing::PriceBoard;
 use glassbox_operators::graph::QualityPlan;
-use rdkafka::consumer::{BaseConsumer, CommitMode};
 
 use crate::config::Config;
 pub use crate::error::PipelineError;
 use crate::kafka::admin::{client_config, ensure_output_topics, input_partitions};
-use crate::kafka::commits::{commit_board, resume_state};
+use crate::kafka::commits::{Committer, resume_state};
 use crate::kafka::offsets::CommitBoard;
 use crate::quality::ScoringPool;
 use crate::sinks::influx::InfluxWriter;
@@ -151,6 +150,7 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
     let workers = config.source.workers;
     let board = Arc::new(std::sync::Mutex::new(CommitBoard::resuming(resume_ms)));
     let counters = handles.counters.clone();
+    let committer = Committer::start(base.as_ref(), &config, board.clone(), counters.clone())?;
     let guards = {
         let (config, base, board) = (config.clone(), base.clone(), board.clone());
         timely::execute(timely::Config::process(workers), move |worker| {
@@ -183,12 +183,7 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
         }
     }
     // Every worker has deposited its last commit points: commit them, synchronously.
-    let consumer: BaseConsumer = base
-        .as_ref()
-        .clone()
-        .set("group.id", &config.kafka.group_id)
-        .create()?;
-    commit_board(&consumer, &config, &board, CommitMode::Sync, &counters);
+    committer.finish();
     watcher_stop.store(true, Ordering::Relaxed);
     if let Some(w) = watcher {
         let _ = w.join();

@@ -29,8 +29,10 @@ pub struct Counters {
     pub sink_rejected: AtomicU64,
     /// Output records refused for good even by the dead-letter topic, and dropped.
     pub outputs_dropped: AtomicU64,
-    /// Offset commits issued.
+    /// Offset commits the broker took.
     pub commits: AtomicU64,
+    /// Offset commits that failed (refused by the broker, or not sent); each is sent again.
+    pub commit_failures: AtomicU64,
     /// Activations in which the source did not read because the sinks' backlog was full.
     pub backpressure_pauses: AtomicU64,
     /// Price tables reloaded.
@@ -89,6 +91,7 @@ impl Counters {
             ("sink_rejected", get(&self.sink_rejected)),
             ("outputs_dropped", get(&self.outputs_dropped)),
             ("commits", get(&self.commits)),
+            ("commit_failures", get(&self.commit_failures)),
             ("backpressure_pauses", get(&self.backpressure_pauses)),
             ("price_reloads", get(&self.price_reloads)),
             ("price_reload_errors", get(&self.price_reload_errors)),

@@ -13,12 +13,11 @@ use glassbox_operators::alerts::rules::Rules;
 use glassbox_operators::cost::pricing::PriceBoard;
 use glassbox_operators::graph::{self, Inputs, Plan, QualityPlan};
 use glassbox_schemas::JsonDecoder;
-use rdkafka::consumer::{BaseConsumer, CommitMode};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::{ClientConfig, Offset};
 use timely::dataflow::operators::generic::operator::source;
 
 use crate::config::Config;
-use crate::kafka::commits::commit_board;
 use crate::kafka::offsets::CommitBoard;
 use crate::kafka::outbox::{Outbox, Tag};
 use crate::kafka::source::{KafkaSource, SourceSettings};
@@ -553,12 +552,8 @@ pub(crate) fn run_worker(
     });
     let (probe, alerts_probe, quality_probe) = probe;
 
-    // Worker 0 commits for the whole process, so that offsets and frontier travel together.
-    let committer: BaseConsumer = base
-        .clone()
-        .set("group.id", &config.kafka.group_id)
-        .create()
-        .map_err(|e| format!("committer: {e}"))?;
+    // The process's committer (`kafka::commits::Committer`, a thread of its own) commits what
+    // the workers deposit, offsets and frontier together.
     let commit_every = Duration::from_millis(config.source.commit_interval_ms);
     let log_every = Duration::from_millis(config.telemetry.log_interval_ms);
     let (mut last_commit, mut last_log) = (Instant::now(), Instant::now());
@@ -596,9 +591,6 @@ pub(crate) fn run_worker(
         }
         if last_commit.elapsed() >= commit_every {
             src.borrow_mut().deposit(durable(), board);
-            if index == 0 {
-                commit_board(&committer, config, board, CommitMode::Async, &counters);
-            }
             last_commit = Instant::now();
         }
         if index == 0 && !log_every.is_zero() && last_log.elapsed() >= log_every {

@@ -3,9 +3,12 @@
 //! input partitions' commit metadata, or as the state topic's committed offset).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::config::Config;
@@ -104,16 +107,126 @@ fn committed_offsets(
 /// This process's partition of the state topic.
 const STATE_PARTITION: i32 = 0;
 
-/// Commits the board's offsets and frontier in one request.
-pub(crate) fn commit_board(
+/// Commits the process's [`CommitBoard`] from a thread of its own, every commit interval,
+/// and sends it again until the broker takes it.
+///
+/// Each commit waits for the broker's answer (librdkafka reports nothing of an asynchronous
+/// commit made by hand: no callback, no event, at most a log line), so a refused one is known:
+/// it is counted (`commit_failures`) and the board handed out again whole at the next round
+/// (a later commit carries every partition, so it supersedes a lost one). Before, worker 0
+/// queued commits it never heard of: one the restarting coordinator refused
+/// (`COORDINATOR_LOAD_IN_PROGRESS`, or `NOT_COORDINATOR` twice) was lost, and after the last
+/// record of a stream nothing new came to replace it. Waiting here blocks no worker.
+pub(crate) struct Committer {
+    stop: Arc<AtomicBool>,
+    done: std::sync::mpsc::Receiver<bool>,
+}
+
+impl Committer {
+    /// Starts committing `board` for the configured group (the committer joins nothing).
+    pub(crate) fn start(
+        base: &ClientConfig,
+        config: &Config,
+        board: Arc<std::sync::Mutex<CommitBoard>>,
+        counters: Arc<Counters>,
+    ) -> KafkaResult<Self> {
+        let consumer: BaseConsumer = base
+            .clone()
+            .set("group.id", &config.kafka.group_id)
+            .create()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, done) = std::sync::mpsc::sync_channel(1);
+        let every = Duration::from_millis(config.source.commit_interval_ms.max(1));
+        let (config, flag) = (config.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("glassbox-committer".into())
+            .spawn(move || {
+                let round = || commit_round(&consumer, &config, &board, &counters);
+                while !flag.load(Ordering::Relaxed) {
+                    round();
+                    let slept = std::time::Instant::now();
+                    while slept.elapsed() < every && !flag.load(Ordering::Relaxed) {
+                        std::thread::sleep(every.min(Duration::from_millis(20)));
+                    }
+                }
+                // The last round: every worker has deposited its last commit points.
+                let deadline = std::time::Instant::now() + FINAL_COMMIT_DEADLINE;
+                let mut backoff = Duration::from_millis(200);
+                let taken = loop {
+                    if round() {
+                        break true;
+                    }
+                    if std::time::Instant::now() + backoff > deadline {
+                        tracing::warn!(
+                            "the last offset commit was not taken in time: a restart replays \
+                             from the last commit the broker took (nothing is lost or counted \
+                             twice)"
+                        );
+                        break false;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                };
+                let _ = tx.send(taken);
+            })
+            .map_err(|e| rdkafka::error::KafkaError::ClientCreation(e.to_string()))?;
+        Ok(Self { stop, done })
+    }
+
+    /// Makes the last commit (of what the workers deposited last) and waits for it, at most
+    /// [`FINAL_COMMIT_DEADLINE`] and a little; whether the broker took it.
+    pub(crate) fn finish(self) -> bool {
+        self.stop.store(true, Ordering::Relaxed);
+        self.done
+            .recv_timeout(FINAL_COMMIT_DEADLINE + Duration::from_secs(5))
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Committer {
+    /// A committer dropped without [`Committer::finish`] (start-up failed after it) stops too.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long the last commit at shutdown keeps trying (the broker may be restarting); well
+/// inside Kubernetes' default 30 s grace period, with the sinks' flush before it.
+pub(crate) const FINAL_COMMIT_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Commits what changed on the board, waiting for the answer; `true` when nothing is left to
+/// commit (taken, or nothing changed).
+fn commit_round(
+    consumer: &BaseConsumer,
+    config: &Config,
+    board: &std::sync::Mutex<CommitBoard>,
+    counters: &Counters,
+) -> bool {
+    match commit_board(consumer, config, board, CommitMode::Sync) {
+        Ok(false) => true,
+        Ok(true) => {
+            Counters::inc(&counters.commits);
+            true
+        }
+        Err(error) => {
+            Counters::inc(&counters.commit_failures);
+            board.lock().expect("commit board lock").again();
+            tracing::warn!(%error, "offset commit failed; the offsets are sent again");
+            false
+        }
+    }
+}
+
+/// Commits the board's offsets and frontier in one request; `false`: nothing changed, nothing
+/// sent.
+fn commit_board(
     consumer: &BaseConsumer,
     config: &Config,
     board: &std::sync::Mutex<CommitBoard>,
     mode: CommitMode,
-    counters: &Counters,
-) {
+) -> KafkaResult<bool> {
     let Some((offsets, frontier)) = board.lock().expect("commit board lock").take() else {
-        return;
+        return Ok(false);
     };
     let mut tpl = TopicPartitionList::new();
     let in_metadata = config.kafka.frontier_store == "metadata";
@@ -133,17 +246,102 @@ pub(crate) fn commit_board(
             Offset::Offset(frontier),
         );
     }
-    match consumer.commit(&tpl, mode) {
-        Ok(()) => Counters::inc(&counters.commits),
-        Err(e) => {
-            tracing::warn!(error = %e, "offset commit failed, will retry at the next interval")
-        }
-    }
+    consumer.commit(&tpl, mode).map(|()| true)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
     use super::*;
+
+    /// The group's committed offset of `partition` of the input topic, asked of the broker.
+    fn committed(base: &ClientConfig, config: &Config, partition: i32) -> Option<i64> {
+        let consumer: BaseConsumer = base
+            .clone()
+            .set("group.id", &config.kafka.group_id)
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&config.kafka.input_topic, partition);
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        match committed.elements()[0].offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Waits for `done`, at most 20 s.
+    fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_commit_the_coordinator_refuses_is_sent_again_until_it_is_taken() {
+        let cluster = MockCluster::new(1).unwrap();
+        let mut config = Config::default();
+        config.kafka.brokers = cluster.bootstrap_servers();
+        config.kafka.input_topic = "spans".into();
+        config.kafka.frontier_store = "metadata".into();
+        config.source.commit_interval_ms = 50;
+        cluster.create_topic("spans", 2, 1).unwrap();
+        let base = crate::kafka::admin::client_config(&config).unwrap();
+        let counters = Arc::new(Counters::default());
+        let board = Arc::new(std::sync::Mutex::new(CommitBoard::default()));
+        let committer = Committer::start(&base, &config, board.clone(), counters.clone()).unwrap();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+
+        board.lock().unwrap().deposit([(0, 10), (1, 4)], 60_000);
+        until("the first commit", || get(&counters.commits) == 1);
+        assert_eq!(committed(&base, &config, 0), Some(10));
+
+        // The broker refuses the next ones, and nothing new is deposited after them: it is
+        // sent until taken. (librdkafka retries a coordinator that is loading or moving by
+        // itself, within its timeouts; what it gives up on, or refusals like these, the
+        // committer sends again.)
+        cluster.request_errors(
+            RDKafkaApiKey::OffsetCommit,
+            &[
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+            ],
+        );
+        board.lock().unwrap().deposit([(0, 25)], 120_000);
+        until("the refused commit taken", || get(&counters.commits) == 2);
+        assert_eq!(
+            get(&counters.commit_failures),
+            2,
+            "{:?}",
+            counters.snapshot()
+        );
+        assert_eq!(committed(&base, &config, 0), Some(25));
+        assert_eq!(committed(&base, &config, 1), Some(4));
+        // Once taken, nothing more is sent.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(get(&counters.commits), 2);
+
+        // The last commit at shutdown: refused first, then taken before `finish` returns.
+        cluster.request_errors(
+            RDKafkaApiKey::OffsetCommit,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED; 3],
+        );
+        board.lock().unwrap().deposit([(1, 9)], 180_000);
+        // (The round of the interval may take it first; either way it is taken.)
+        assert!(committer.finish());
+        assert_eq!(committed(&base, &config, 1), Some(9));
+        assert_eq!(get(&counters.commits), 3);
+    }
 
     #[test]
     fn the_frontier_travels_in_commit_metadata_and_nothing_else_is_taken_for_it() {

@@ -120,6 +120,13 @@ impl CommitBoard {
         }
     }
 
+    /// Hands out the offsets and frontier again at the next [`Self::take`], changed or not
+    /// (the last commit was refused). Nothing while no worker has deposited offsets: a
+    /// frontier alone is the one this process resumed from, stored already.
+    pub fn again(&mut self) {
+        self.dirty |= !self.offsets.is_empty();
+    }
+
     /// The offsets and frontier to commit, if anything changed since the last call.
     pub fn take(&mut self) -> Option<(BTreeMap<i32, i64>, u64)> {
         std::mem::take(&mut self.dirty).then(|| (self.offsets.clone(), self.frontier))
@@ -129,6 +136,31 @@ impl CommitBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_commit_is_handed_out_again_unchanged() {
+        let mut board = CommitBoard::default();
+        board.again();
+        assert_eq!(
+            board.take(),
+            None,
+            "nothing deposited: nothing to send again"
+        );
+        board.deposit([(0, 10), (1, 4)], 60_000);
+        let first = board.take().unwrap();
+        assert_eq!(board.take(), None);
+        // The broker refused it (a coordinator moving); nothing new arrives after it.
+        board.again();
+        assert_eq!(board.take(), Some(first.clone()));
+        assert_eq!(board.take(), None);
+        let mut resumed = CommitBoard::resuming(120_000);
+        resumed.again();
+        assert_eq!(
+            resumed.take(),
+            None,
+            "the frontier it resumed from is stored already"
+        );
+    }
 
     #[test]
     fn nothing_consumed_nothing_to_commit() {

@@ -26,6 +26,10 @@ pub struct Partition {
     pub position: Option<i64>,
     /// When the partition was last found to have nothing left to read.
     pub caught_up_at: Option<Instant>,
+    /// When the broker last could not say where the partition ends: it is not asked again
+    /// within [`ENDS_RETRY`] (a broker that is down would otherwise be asked, and the failure
+    /// logged, at every activation).
+    pub ends_failed_at: Option<Instant>,
     /// Records below this offset were read before a restart (we rewound past them on purpose,
     /// see `source.resume_rewind_records`): they are discarded unprocessed.
     pub skip_below: i64,
@@ -56,6 +60,9 @@ pub struct Ends {
     pub high: i64,
 }
 
+/// How long a partition whose ends the broker could not tell waits before asking again.
+pub const ENDS_RETRY: Duration = Duration::from_secs(1);
+
 impl Partition {
     /// A partition about to be read from `start`, nothing read yet at `now`.
     pub fn new(start: Offset, now: Instant) -> Self {
@@ -66,6 +73,7 @@ impl Partition {
             start,
             position: None,
             caught_up_at: None,
+            ends_failed_at: None,
             skip_below: match start {
                 Offset::Offset(c) => c,
                 _ => 0,
@@ -96,9 +104,17 @@ impl Partition {
         {
             return true;
         }
+        if self
+            .ends_failed_at
+            .is_some_and(|at| now.duration_since(at) < ENDS_RETRY)
+        {
+            return false;
+        }
         let Some(ends) = ends() else {
+            self.ends_failed_at = Some(now);
             return false;
         };
+        self.ends_failed_at = None;
         // On Kafka the high watermark is exact: caught up is position = high watermark. The
         // position is librdkafka's as well as ours: after a transaction the partition ends in a
         // commit (or abort) marker that is never handed to us, and only the consumer's position
@@ -224,6 +240,19 @@ mod tests {
         // A record read since: active again, whatever was cached.
         p.last_record = t1 + IDLE;
         assert!(!p.idle(IDLE, t1 + IDLE, never));
+    }
+
+    #[test]
+    fn a_broker_that_cannot_say_is_asked_again_only_after_a_while() {
+        let t0 = Instant::now();
+        let late = t0 + IDLE;
+        let mut p = Partition::new(Offset::Offset(0), t0);
+        p.position = Some(4);
+        assert!(!p.idle(IDLE, late, || None));
+        // Not at every activation: the broker is down, and each failure was logged.
+        assert!(!p.idle(IDLE, late + ENDS_RETRY / 2, never));
+        assert!(p.idle(IDLE, late + ENDS_RETRY, || ends(None, 0, 4)));
+        assert_eq!(p.ends_failed_at, None);
     }
 
     #[test]
