@@ -32,14 +32,22 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
     if config.redis.enabled {
         RedisWriter::new(&config.redis).map_err(PipelineError::Sink)?;
     }
+    let placement = config.cluster.placement(hostname().as_deref())?;
+    let ready_file = Some(config.cluster.ready_file.trim()).filter(|f| !f.is_empty());
+    if let Some(file) = ready_file {
+        // A restarted container in the same pod must not look ready before it connects.
+        let _ = std::fs::remove_file(file);
+    }
     let base = client_config(config)?;
     let partitions = input_partitions(config, &base)?;
-    ensure_output_topics(config, &base)?;
+    ensure_output_topics(config, &base, placement.processes())?;
     let (offsets, resume_ms) = resume_state(config, &base, &partitions)?;
     tracing::info!(
         topic = %config.kafka.input_topic,
         partitions = partitions.len(),
         workers = config.source.workers,
+        process = placement.process,
+        processes = placement.processes(),
         resume_ms,
         "starting pipeline"
     );
@@ -150,10 +158,16 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
     let workers = config.source.workers;
     let board = Arc::new(std::sync::Mutex::new(CommitBoard::resuming(resume_ms)));
     let counters = handles.counters.clone();
-    let committer = Committer::start(base.as_ref(), &config, board.clone(), counters.clone())?;
+    let committer = Committer::start(
+        base.as_ref(),
+        &config,
+        placement.process,
+        board.clone(),
+        counters.clone(),
+    )?;
     let guards = {
         let (config, base, board) = (config.clone(), base.clone(), board.clone());
-        timely::execute(timely::Config::process(workers), move |worker| {
+        timely::execute(timely_config(&placement, workers), move |worker| {
             run_worker(
                 worker,
                 &config,
@@ -173,6 +187,19 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
         })
         .map_err(PipelineError::Worker)?
     };
+    // timely returns once every process of the cluster is connected.
+    if placement.processes() > 1 {
+        tracing::info!(
+            process = placement.process,
+            processes = placement.processes(),
+            "every process of the cluster is connected"
+        );
+    }
+    if let Some(file) = ready_file
+        && let Err(error) = std::fs::write(file, b"ready\n")
+    {
+        tracing::warn!(%error, file, "cannot create cluster.ready_file");
+    }
     let mut failure = None;
     for result in guards.join() {
         if let Err(e) = result
@@ -190,4 +217,56 @@ pub fn run(config: &Config, handles: Handles) -> Result<(), PipelineError> {
     }
     tracing::info!(counters = ?counters.snapshot(), "pipeline stopped");
     failure.map_or(Ok(()), Err)
+}
+
+/// The host name (a StatefulSet pod's is its name, whose ordinal is its process index).
+fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
+/// Exit status of a process whose cluster lost a peer (`EX_SOFTWARE`-like: not a clean stop).
+pub const LOST_PEER_EXIT: i32 = 75;
+
+/// timely's configuration: `workers` threads in this process, and, with more than one host,
+/// the cluster of `placement`. timely clusters are static: when a peer process dies, timely's
+/// network threads panic with "timely communication error", and the workers would wait for
+/// the dead peer for ever. So that the process stops promptly (and Kubernetes restarts the
+/// cluster, which resumes from the committed offsets), a panic hook turns that panic into a
+/// log line and an exit with [`LOST_PEER_EXIT`]; nothing is committed after it.
+fn timely_config(placement: &crate::config::Placement, workers: usize) -> timely::Config {
+    if placement.processes() <= 1 {
+        return timely::Config::process(workers);
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("timely communication error") {
+            tracing::error!(
+                error = message,
+                "lost a process of the cluster: stopping (restart every process; they resume \
+                 from the committed offsets)"
+            );
+            std::process::exit(LOST_PEER_EXIT);
+        }
+        previous(info);
+    }));
+    timely::Config {
+        communication: timely::CommunicationConfig::Cluster {
+            threads: workers,
+            process: placement.process,
+            addresses: placement.hosts.clone(),
+            report: false,
+            zerocopy: false,
+        },
+        worker: timely::WorkerConfig::default(),
+    }
 }

@@ -16,6 +16,8 @@ use glassbox_schemas::JsonDecoder;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::{ClientConfig, Offset};
 use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::{Input, Inspect};
 
 use crate::config::Config;
 use crate::kafka::offsets::CommitBoard;
@@ -552,6 +554,19 @@ pub(crate) fn run_worker(
     });
     let (probe, alerts_probe, quality_probe) = probe;
 
+    // A stop seen by one process (SIGTERM, SIGINT) reaches every worker of the cluster: timely
+    // clusters are static, and a process that stopped alone would leave the others waiting
+    // for its workers for ever (a clean stop closes its connections without the error that a
+    // crash causes). Each process then makes its own last commit.
+    let everywhere = handles.shutdown.clone();
+    let mut stop = worker.dataflow::<u64, _, _>(|scope| {
+        let (input, stream) = scope.new_input::<Vec<()>>();
+        stream
+            .broadcast()
+            .inspect(move |_| everywhere.store(true, Ordering::Relaxed));
+        input
+    });
+
     // The process's committer (`kafka::commits::Committer`, a thread of its own) commits what
     // the workers deposit, offsets and frontier together.
     let commit_every = Duration::from_millis(config.source.commit_interval_ms);
@@ -573,6 +588,8 @@ pub(crate) fn run_worker(
     loop {
         worker.step_or_park(Some(Duration::from_millis(10)));
         if handles.shutdown.load(Ordering::Relaxed) {
+            stop.send(());
+            stop.advance_to(1);
             src.borrow_mut().deposit(durable(), board);
             tracing::info!(
                 worker = index,
@@ -593,7 +610,10 @@ pub(crate) fn run_worker(
             src.borrow_mut().deposit(durable(), board);
             last_commit = Instant::now();
         }
-        if index == 0 && !log_every.is_zero() && last_log.elapsed() >= log_every {
+        if index % config.source.workers.max(1) == 0
+            && !log_every.is_zero()
+            && last_log.elapsed() >= log_every
+        {
             tracing::info!(counters = ?counters.snapshot(), durable_ms = ?durable(), "pipeline");
             if let Some((shared, _)) = &quality {
                 tracing::info!(

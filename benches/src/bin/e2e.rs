@@ -247,10 +247,10 @@ fn startup(args: &Args, topic: &str) -> String {
         .expect("metadata");
     let metadata = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    ensure_output_topics(&config, &base).expect("create output topics");
+    ensure_output_topics(&config, &base, 1).expect("create output topics");
     let create = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    ensure_output_topics(&config, &base).expect("output topics exist");
+    ensure_output_topics(&config, &base, 1).expect("output topics exist");
     let exist = t.elapsed().as_secs_f64();
     // The committed offsets of a fresh group, read as glassbox reads them before it starts
     // (on a fresh broker this waits for the group coordinator).

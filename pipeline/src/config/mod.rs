@@ -16,6 +16,7 @@
 //! [`ConfigError`].
 
 pub mod alerts;
+pub mod cluster;
 pub mod cost;
 pub mod influx;
 pub mod kafka;
@@ -31,6 +32,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use alerts::AlertsConfig;
+pub use cluster::{ClusterConfig, Placement};
 pub use cost::{Budget, BudgetLine, BudgetsConfig, Calendar, CostConfig};
 pub use influx::{InfluxApi, InfluxConfig};
 pub use kafka::{KafkaConfig, SourceConfig};
@@ -97,6 +99,8 @@ pub struct Config {
     pub quality: QualityConfig,
     /// The schema registry of `avro_registry` records (see `registry`).
     pub registry: registry::RegistryConfig,
+    /// Several processes as one timely cluster (none: one process).
+    pub cluster: ClusterConfig,
 }
 
 impl Config {
@@ -281,6 +285,7 @@ impl Config {
         }
         self.cost.validate()?;
         self.registry.validate()?;
+        self.cluster.validate()?;
         if self.decode.format == glassbox_schemas::InputFormat::AvroRegistry
             && !self.registry.enabled()
         {
@@ -534,6 +539,36 @@ mod tests {
         let c = Config::load(Some(&path), no_env()).unwrap();
         assert!(c.cost.enabled);
         assert_eq!(c.cost.budget_lines().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn the_kubernetes_config_map_is_a_valid_cluster_of_its_statefulsets_replicas() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/k8s");
+        let map = std::fs::read_to_string(dir.join("configmap.yaml")).unwrap();
+        let text: String = map
+            .split_once("glassbox.toml: |\n")
+            .expect("the config map holds glassbox.toml")
+            .1
+            .lines()
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::from_toml(&text, no_env()).unwrap();
+        let sts = std::fs::read_to_string(dir.join("statefulset.yaml")).unwrap();
+        let replicas: usize = sts
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("replicas: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(c.cluster.hosts.len(), replicas);
+        // Each pod finds its process index in its name.
+        for i in 0..replicas {
+            let pod = format!("glassbox-{i}");
+            let placement = c.cluster.placement(Some(&pod)).unwrap();
+            assert_eq!(placement.process, i);
+            assert!(c.cluster.hosts[i].starts_with(&format!("{pod}.glassbox-headless:")));
+        }
     }
 
     #[test]

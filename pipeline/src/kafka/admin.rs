@@ -26,24 +26,33 @@ pub(crate) fn input_partitions(
     config: &Config,
     base: &ClientConfig,
 ) -> Result<Vec<i32>, PipelineError> {
-    let consumer: BaseConsumer = base.clone().create()?;
-    let md = consumer.fetch_metadata(Some(&config.kafka.input_topic), Duration::from_secs(10))?;
-    let topic = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == config.kafka.input_topic);
-    match topic {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-            Ok(t.partitions().iter().map(|p| p.id()).collect())
-        }
-        _ => Err(PipelineError::MissingInputTopic(
-            config.kafka.input_topic.clone(),
-        )),
-    }
+    topic_partitions(base, &config.kafka.input_topic)?
+        .ok_or_else(|| PipelineError::MissingInputTopic(config.kafka.input_topic.clone()))
 }
 
-/// Creates the output topics that do not exist yet.
-pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), PipelineError> {
+/// The partitions of `topic`, `None` when it does not exist (or has none).
+pub(crate) fn topic_partitions(
+    base: &ClientConfig,
+    topic: &str,
+) -> Result<Option<Vec<i32>>, PipelineError> {
+    let consumer: BaseConsumer = base.clone().create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect()))
+}
+
+/// Creates the output topics that do not exist yet; `processes`: the processes of the
+/// cluster, one partition of the state topic each (with `kafka.frontier_store =
+/// "state_topic"`; one existing with fewer partitions is refused, naming the field).
+pub fn ensure_output_topics(
+    config: &Config,
+    base: &ClientConfig,
+    processes: usize,
+) -> Result<(), PipelineError> {
     let consumer: BaseConsumer = base.clone().create()?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     let existing: Vec<&str> = md
@@ -61,10 +70,25 @@ pub fn ensure_output_topics(config: &Config, base: &ClientConfig) -> Result<(), 
         (&config.kafka.alerts_topic, config.kafka.output_partitions),
     ];
     // One partition per process of a timely cluster; a single process uses partition 0.
-    let state = [(&config.kafka.state_topic, 1)];
-    let state = state
-        .into_iter()
-        .filter(|_| config.kafka.frontier_store == "state_topic");
+    let processes = i32::try_from(processes).unwrap_or(i32::MAX);
+    let in_state_topic = config.kafka.frontier_store == "state_topic";
+    if in_state_topic && existing.contains(&config.kafka.state_topic.as_str()) {
+        let has = topic_partitions(base, &config.kafka.state_topic)?.map_or(0, |p| p.len());
+        if has < processes as usize {
+            return Err(crate::config::ConfigError::Invalid {
+                field: "kafka.state_topic",
+                message: format!(
+                    "`{}` has {has} partitions, and each of the cluster's {processes} processes \
+                     stores its frontier in one of its own: add partitions (kafka-topics.sh \
+                     --alter --partitions {processes})",
+                    config.kafka.state_topic
+                ),
+            }
+            .into());
+        }
+    }
+    let state = [(&config.kafka.state_topic, processes)];
+    let state = state.into_iter().filter(|_| in_state_topic);
     // The quality path's topics, only when it is on.
     let quality = [&config.quality.flagged_topic, &config.quality.quality_topic]
         .map(|t| (t, config.kafka.output_partitions));

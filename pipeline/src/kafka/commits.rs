@@ -27,6 +27,12 @@ fn frontier_in_metadata(metadata: &str) -> Option<u64> {
 /// Committed offsets of every input partition, and the largest durable frontier recorded, in
 /// the commit metadata of the input partitions or as the committed offset of the state topic
 /// (both are read, so a change of `kafka.frontier_store` keeps what was stored).
+///
+/// In a cluster every process stores its own frontier (in its partitions' metadata, or in its
+/// partition of the state topic), and the largest is taken, whatever the number of processes
+/// then and now: each is safe for the partitions it was stored with (windows before it are
+/// durable cluster-wide, since a probe's frontier is the cluster's; no committed record feeds
+/// a window after it), so the largest is safe for all.
 pub fn resume_state(
     config: &Config,
     base: &ClientConfig,
@@ -40,7 +46,10 @@ pub fn resume_state(
     for p in partitions {
         tpl.add_partition(&config.kafka.input_topic, *p);
     }
-    tpl.add_partition(&config.kafka.state_topic, STATE_PARTITION);
+    let state = crate::kafka::admin::topic_partitions(base, &config.kafka.state_topic)?;
+    for p in state.unwrap_or_default() {
+        tpl.add_partition(&config.kafka.state_topic, p);
+    }
     let committed = committed_offsets(&consumer, &tpl, &config.kafka.input_topic)?;
     let mut offsets = BTreeMap::new();
     let mut resume = 0;
@@ -104,9 +113,6 @@ fn committed_offsets(
     }
 }
 
-/// This process's partition of the state topic.
-const STATE_PARTITION: i32 = 0;
-
 /// Commits the process's [`CommitBoard`] from a thread of its own, every commit interval,
 /// and sends it again until the broker takes it.
 ///
@@ -124,9 +130,11 @@ pub(crate) struct Committer {
 
 impl Committer {
     /// Starts committing `board` for the configured group (the committer joins nothing).
+    /// `process`: this process's index in its cluster, its partition of the state topic.
     pub(crate) fn start(
         base: &ClientConfig,
         config: &Config,
+        process: usize,
         board: Arc<std::sync::Mutex<CommitBoard>>,
         counters: Arc<Counters>,
     ) -> KafkaResult<Self> {
@@ -141,7 +149,8 @@ impl Committer {
         std::thread::Builder::new()
             .name("glassbox-committer".into())
             .spawn(move || {
-                let round = || commit_round(&consumer, &config, &board, &counters);
+                let state_partition = i32::try_from(process).unwrap_or(i32::MAX);
+                let round = || commit_round(&consumer, &config, state_partition, &board, &counters);
                 while !flag.load(Ordering::Relaxed) {
                     round();
                     let slept = std::time::Instant::now();
@@ -199,10 +208,11 @@ pub(crate) const FINAL_COMMIT_DEADLINE: Duration = Duration::from_secs(15);
 fn commit_round(
     consumer: &BaseConsumer,
     config: &Config,
+    state_partition: i32,
     board: &std::sync::Mutex<CommitBoard>,
     counters: &Counters,
 ) -> bool {
-    match commit_board(consumer, config, board, CommitMode::Sync) {
+    match commit_board(consumer, config, state_partition, board, CommitMode::Sync) {
         Ok(false) => true,
         Ok(true) => {
             Counters::inc(&counters.commits);
@@ -222,6 +232,7 @@ fn commit_round(
 fn commit_board(
     consumer: &BaseConsumer,
     config: &Config,
+    state_partition: i32,
     board: &std::sync::Mutex<CommitBoard>,
     mode: CommitMode,
 ) -> KafkaResult<bool> {
@@ -242,7 +253,7 @@ fn commit_board(
         let frontier = i64::try_from(frontier).unwrap_or(i64::MAX);
         let _ = tpl.add_partition_offset(
             &config.kafka.state_topic,
-            STATE_PARTITION,
+            state_partition,
             Offset::Offset(frontier),
         );
     }
@@ -297,7 +308,8 @@ mod tests {
         let base = crate::kafka::admin::client_config(&config).unwrap();
         let counters = Arc::new(Counters::default());
         let board = Arc::new(std::sync::Mutex::new(CommitBoard::default()));
-        let committer = Committer::start(&base, &config, board.clone(), counters.clone()).unwrap();
+        let committer =
+            Committer::start(&base, &config, 0, board.clone(), counters.clone()).unwrap();
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
 
         board.lock().unwrap().deposit([(0, 10), (1, 4)], 60_000);
