@@ -1,5 +1,5 @@
 //! What the benchmarks that run against a real broker (Apache Kafka by default, or tansu) share:
-//! the broker's arguments and topic creation, a producer context counting deliveries, a base
+//! the broker's arguments and topic creation, a bulk producer counting deliveries, a base
 //! configuration for an in-process glassbox, and a sink that timestamps window records as they
 //! arrive.
 
@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use glassbox::config::Config;
 use glassbox::kafka::source::now_ms;
 use glassbox::sinks::{Keyed, Sink};
-use rdkafka::ClientContext;
-use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext};
 
 /// `key=value` (a `--property` argument) → (key, value).
 pub fn parse_property(s: &str) -> Result<(String, String), String> {
@@ -77,6 +77,44 @@ impl ProducerContext for Deliveries {
             Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
             Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
         };
+    }
+}
+
+/// A producer for bulk loads: large batches and queues, `compression` (e.g. `lz4`), records
+/// lingering `linger_ms` for their batch; its context counts the deliveries.
+pub fn bulk_producer(
+    brokers: &str,
+    linger_ms: u32,
+    compression: &str,
+) -> ThreadedProducer<Deliveries> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", linger_ms.to_string())
+        .set("batch.size", "1000000")
+        .set("batch.num.messages", "100000")
+        .set("compression.type", compression)
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create_with_context(Deliveries::default())
+        .expect("producer")
+}
+
+/// Sends one record, waiting (and serving delivery reports) while the producer's queue is full.
+pub fn send<C: ProducerContext<DeliveryOpaque = ()>>(
+    p: &ThreadedProducer<C>,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) {
+    let mut record = BaseRecord::to(topic).key(key).payload(payload);
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                record = r;
+                p.poll(std::time::Duration::from_millis(5));
+            }
+        }
     }
 }
 

@@ -788,3 +788,29 @@ pub fn assert_redis_matches(
         assert_eq!(&got, want, "{key}");
     }
 }
+
+/// The outputs of a run that must be exact: no dead letter (their reasons, sinks and errors
+/// are shown otherwise), and the metrics topic, InfluxDB (v1) and Redis of `t` equal to the
+/// ground truth of `spans` under the default views. Returns (metrics records, windows).
+pub fn assert_outputs_exact(t: &Run, spans: &[GenSpan]) -> (usize, usize) {
+    let dlq = consume_all(&t.dlq, Duration::from_secs(1));
+    let mut reasons = BTreeMap::new();
+    for r in &dlq {
+        let key = (
+            r.headers.get("glassbox.reason").cloned(),
+            r.headers.get("glassbox.sink").cloned(),
+            r.headers.get("glassbox.error").cloned(),
+        );
+        *reasons.entry(key).or_insert(0) += 1;
+    }
+    assert!(dlq.is_empty(), "{} dead letters: {reasons:?}", dlq.len());
+    let metrics = consume_all(&t.metrics, Duration::from_secs(3));
+    let windows = records_by_window(&metrics);
+    assert_metrics_match(
+        &metrics,
+        ground_truth(spans, &glassbox::config::Config::default().metrics.views()),
+    );
+    assert_influx_v1_matches(&t.influx_url, &t.influx_db, "glassbox", &windows);
+    assert_redis_matches(&t.redis_url, &t.prefix, &windows);
+    (metrics.len(), windows.len())
+}

@@ -196,30 +196,8 @@ fn twenty_sigkills_and_hung_stores_leave_exactly_the_ground_truth() {
         "commits reached the end"
     );
 
-    let dlq = consume_all(&t.dlq, Duration::from_secs(1));
-    let mut reasons = std::collections::BTreeMap::new();
-    for r in &dlq {
-        let key = (
-            r.headers.get("glassbox.reason").cloned(),
-            r.headers.get("glassbox.sink").cloned(),
-            r.headers.get("glassbox.error").cloned(),
-        );
-        *reasons.entry(key).or_insert(0) += 1;
-    }
-    assert!(dlq.is_empty(), "{} dead letters: {reasons:?}", dlq.len());
-    let metrics = consume_all(&t.metrics, Duration::from_secs(3));
-    let windows = records_by_window(&metrics);
-    eprintln!(
-        "{KILLS} kills survived; {} metrics records for {} windows checked",
-        metrics.len(),
-        windows.len()
-    );
-    assert_metrics_match(
-        &metrics,
-        ground_truth(&spans, &glassbox::config::Config::default().metrics.views()),
-    );
-    assert_influx_v1_matches(&t.influx_url, &t.influx_db, "glassbox", &windows);
-    assert_redis_matches(&t.redis_url, &t.prefix, &windows);
+    let (records, windows) = assert_outputs_exact(&t, &spans);
+    eprintln!("{KILLS} kills survived; {records} metrics records for {windows} windows checked");
 }
 
 /// Stops the test stack's broker cleanly (SIGTERM) and starts the same command again, on the
@@ -348,14 +326,5 @@ fn a_broker_restart_mid_stream_leaves_exactly_the_ground_truth() {
         "commits stalled after the restart: {at_restart} then {while_running}"
     );
 
-    let dlq = consume_all(&t.dlq, Duration::from_secs(1));
-    assert!(dlq.is_empty(), "{} dead letters", dlq.len());
-    let metrics = consume_all(&t.metrics, Duration::from_secs(3));
-    let windows = records_by_window(&metrics);
-    assert_metrics_match(
-        &metrics,
-        ground_truth(&spans, &glassbox::config::Config::default().metrics.views()),
-    );
-    assert_influx_v1_matches(&t.influx_url, &t.influx_db, "glassbox", &windows);
-    assert_redis_matches(&t.redis_url, &t.prefix, &windows);
+    assert_outputs_exact(&t, &spans);
 }

@@ -30,7 +30,8 @@ struct Cluster {
 
 impl Cluster {
     /// Starts `n` processes of one worker each on fresh loopback ports; `round` names the logs.
-    fn start(t: &Run, n: usize, stop_when_idle: bool, round: &str) -> Self {
+    /// `extra`: more settings, for every process.
+    fn start(t: &Run, n: usize, stop_when_idle: bool, round: &str, extra: &[(&str, &str)]) -> Self {
         let hosts: Vec<String> = (0..n)
             .map(|_| format!("127.0.0.1:{}", free_port()))
             .collect();
@@ -60,6 +61,7 @@ impl Cluster {
             if n > 1 {
                 c.env("GLASSBOX_CLUSTER__HOSTS", &hosts_toml);
             }
+            c.envs(extra.iter().copied());
             c.stderr(log);
             children.push(c.spawn().expect("start a process"));
             logs.push(path);
@@ -164,29 +166,15 @@ fn input(name: &str, seed: u64) -> (Run, Vec<GenSpan>) {
     (t, spans)
 }
 
-/// What the metrics topic, InfluxDB and Redis hold is exactly the ground truth of `spans`, no
-/// record was dead-lettered, and every offset is committed.
+/// Every offset is committed, and the outputs are exact (`assert_outputs_exact`).
 fn assert_exact(t: &Run, spans: &[GenSpan]) {
     assert_eq!(
         committed_total(t),
         spans.len() as i64,
         "every record committed"
     );
-    let dlq = consume_all(&t.dlq, Duration::from_secs(1));
-    assert!(dlq.is_empty(), "{} dead letters", dlq.len());
-    let metrics = consume_all(&t.metrics, Duration::from_secs(3));
-    let windows = records_by_window(&metrics);
-    eprintln!(
-        "{} metrics records for {} windows checked",
-        metrics.len(),
-        windows.len()
-    );
-    assert_metrics_match(
-        &metrics,
-        ground_truth(spans, &glassbox::config::Config::default().metrics.views()),
-    );
-    assert_influx_v1_matches(&t.influx_url, &t.influx_db, "glassbox", &windows);
-    assert_redis_matches(&t.redis_url, &t.prefix, &windows);
+    let (records, windows) = assert_outputs_exact(t, spans);
+    eprintln!("{records} metrics records for {windows} windows checked");
 }
 
 #[test]
@@ -198,7 +186,19 @@ fn three_processes_compute_exactly_what_one_would() {
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let (t, spans) = input("cluster3", 31);
     let started = Instant::now();
-    let mut cluster = Cluster::start(&t, 3, true, "all");
+    // The frontier in the state topic (one partition per process) here; the other test keeps
+    // it in the partitions' commit metadata (the default).
+    let state_topic = format!("{}-state", t.input);
+    let mut cluster = Cluster::start(
+        &t,
+        3,
+        true,
+        "all",
+        &[
+            ("GLASSBOX_KAFKA__FRONTIER_STORE", "state_topic"),
+            ("GLASSBOX_KAFKA__STATE_TOPIC", &state_topic),
+        ],
+    );
     let statuses = cluster.wait(Duration::from_secs(600));
     assert!(
         statuses.iter().all(ExitStatus::success),
@@ -217,6 +217,13 @@ fn three_processes_compute_exactly_what_one_would() {
     let emitted = cluster.counter("windows_emitted");
     assert!(emitted.iter().all(|&w| w > 0), "{emitted:?}");
     assert_exact(&t, &spans);
+    // Each process stored its frontier in its own partition of the state topic.
+    let stored = committed_offsets(&t.group, &state_topic);
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    assert!(
+        stored.values().all(|f| f.is_some_and(|f| f > 0)),
+        "{stored:?}"
+    );
 }
 
 #[test]
@@ -241,7 +248,7 @@ fn a_lost_process_stops_the_cluster_and_rescaled_runs_resume_exactly() {
 
     // Two processes; once commits have advanced, process 0 is SIGKILLed: process 1 stops by
     // itself, promptly, saying why.
-    let mut two = Cluster::start(&t, 2, false, "two");
+    let mut two = Cluster::start(&t, 2, false, "two", &[]);
     let after_two = progressed(0, Duration::from_secs(180));
     two.children[0].kill().unwrap();
     let lost = Instant::now();
@@ -256,7 +263,7 @@ fn a_lost_process_stops_the_cluster_and_rescaled_runs_resume_exactly() {
     drop(two);
 
     // Three processes on the same group resume from the commits; process 2 is killed now.
-    let mut three = Cluster::start(&t, 3, false, "three");
+    let mut three = Cluster::start(&t, 3, false, "three", &[]);
     let after_three = progressed(committed_total(&t), Duration::from_secs(180));
     three.children[2].kill().unwrap();
     let lost = Instant::now();
@@ -272,7 +279,7 @@ fn a_lost_process_stops_the_cluster_and_rescaled_runs_resume_exactly() {
 
     // Three again; SIGTERM to process 1 alone (Kubernetes deleting one pod) stops all three
     // cleanly, each with its last commit.
-    let mut again = Cluster::start(&t, 3, false, "again");
+    let mut again = Cluster::start(&t, 3, false, "again", &[]);
     let after_again = progressed(committed_total(&t), Duration::from_secs(180));
     signal_term(again.children[1].id());
     let stopping = Instant::now();
@@ -290,7 +297,7 @@ fn a_lost_process_stops_the_cluster_and_rescaled_runs_resume_exactly() {
     drop(again);
 
     // One process finishes the stream.
-    let mut one = Cluster::start(&t, 1, true, "one");
+    let mut one = Cluster::start(&t, 1, true, "one", &[]);
     let statuses = one.wait(Duration::from_secs(600));
     assert!(statuses[0].success(), "{}", one.tails());
     assert_exact(&t, &spans);

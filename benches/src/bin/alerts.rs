@@ -31,7 +31,7 @@ use glassbox::kafka::source::now_ms;
 use glassbox::run::{Handles, run};
 use glassbox::sinks::Sink;
 use glassbox_benches::broker::{
-    ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
+    ArrivalSink, BrokerArgs, base_config, bulk_producer, parse_property, send, unique,
 };
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
 use glassbox_operators::alerts::rules::{Rules, format_duration};
@@ -39,7 +39,7 @@ use glassbox_operators::{Dimensions, Views};
 use glassbox_support::loadgen::{FEATURES, Generator, MODELS, TENANTS};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::Producer;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[derive(Parser, Debug)]
@@ -525,16 +525,7 @@ fn main() {
     };
 
     // The producer, at a fixed rate of spans stamped with the current time, with incidents.
-    let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
-        .set("bootstrap.servers", &args.broker.brokers)
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        .set("batch.num.messages", "100000")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .create_with_context(Deliveries::default())
-        .expect("producer");
+    let producer = bulk_producer(&args.broker.brokers, 5, "lz4");
     let cycle_ms = if args.cycle_ms == 0 {
         6 * args.window_ms
     } else {
@@ -582,16 +573,7 @@ fn main() {
                 }
             }
             let payload = span.to_json();
-            let mut record = BaseRecord::to(&topic).key(&span.trace_id).payload(&payload);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        record = r;
-                        producer.poll(Duration::from_millis(5));
-                    }
-                }
-            }
+            send(&producer, &topic, &span.trace_id, &payload);
             sent += 1;
         }
         std::thread::sleep(Duration::from_millis(1));

@@ -24,13 +24,13 @@ use glassbox::kafka::source::now_ms;
 use glassbox::run::{Handles, run};
 use glassbox::sinks::Sink;
 use glassbox_benches::broker::{
-    ArrivalSink, BrokerArgs, Deliveries, base_config, parse_property, unique,
+    ArrivalSink, BrokerArgs, Deliveries, base_config, bulk_producer, parse_property, send, unique,
 };
 use glassbox_benches::{cpu_secs, peak_rss_mib, quantile};
 use glassbox_support::loadgen::Generator;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[derive(Parser, Debug)]
@@ -77,29 +77,7 @@ struct Args {
 }
 
 fn producer(args: &Args, linger_ms: u32) -> ThreadedProducer<Deliveries> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &args.broker.brokers)
-        .set("linger.ms", linger_ms.to_string())
-        .set("batch.size", "1000000")
-        .set("batch.num.messages", "100000")
-        .set("compression.type", &args.compression)
-        .set("queue.buffering.max.messages", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .create_with_context(Deliveries::default())
-        .expect("producer")
-}
-
-fn send(p: &ThreadedProducer<Deliveries>, topic: &str, key: &str, payload: &[u8]) {
-    let mut record = BaseRecord::to(topic).key(key).payload(payload);
-    loop {
-        match p.send(record) {
-            Ok(()) => return,
-            Err((_, r)) => {
-                record = r;
-                p.poll(Duration::from_millis(5));
-            }
-        }
-    }
+    bulk_producer(&args.broker.brokers, linger_ms, &args.compression)
 }
 
 /// CPU seconds of this process and of the broker (when known).
