@@ -321,9 +321,13 @@ fn a_broker_restart_mid_stream_leaves_exactly_the_ground_truth() {
          running after it, {committed} at the end"
     );
     assert_eq!(committed, records.len() as i64, "every record committed");
+    // At least half of what was left at the restart is committed while glassbox still runs
+    // (the rest may wait for its windows to close at the end of the input).
+    let left = records.len() as i64 - at_restart;
     assert!(
-        while_running >= at_restart + 50_000,
-        "commits stalled after the restart: {at_restart} then {while_running}"
+        while_running - at_restart >= left / 2,
+        "commits stalled after the restart: {at_restart} then {while_running} of {}",
+        records.len()
     );
 
     assert_outputs_exact(&t, &spans);
