@@ -212,7 +212,7 @@ fn commit_round(
     board: &std::sync::Mutex<CommitBoard>,
     counters: &Counters,
 ) -> bool {
-    match commit_board(consumer, config, state_partition, board, CommitMode::Sync) {
+    match commit_board(consumer, config, state_partition, board) {
         Ok(false) => true,
         Ok(true) => {
             Counters::inc(&counters.commits);
@@ -234,7 +234,6 @@ fn commit_board(
     config: &Config,
     state_partition: i32,
     board: &std::sync::Mutex<CommitBoard>,
-    mode: CommitMode,
 ) -> KafkaResult<bool> {
     let Some((offsets, frontier)) = board.lock().expect("commit board lock").take() else {
         return Ok(false);
@@ -257,7 +256,8 @@ fn commit_board(
             Offset::Offset(frontier),
         );
     }
-    consumer.commit(&tpl, mode).map(|()| true)
+    // Waits for the broker's answer (see `Committer`).
+    consumer.commit(&tpl, CommitMode::Sync).map(|()| true)
 }
 
 #[cfg(test)]
